@@ -1,0 +1,27 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+VENV := .venv
+PY := $(VENV)/bin/python
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/opsconsole
+
+.PHONY: setup demo test lint bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@echo "== pytest, console database: SQLite =="
+	env -u DATABASE_URL $(VENV)/bin/pytest -q
+	@echo "== pytest, console database: PostgreSQL =="
+	DATABASE_URL=$(PG_TEST_URL) $(VENV)/bin/pytest -q
+
+lint:
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -1,0 +1,380 @@
+"""The runner: every long action in the console goes through here.
+
+`start()` records a Run and hands it to Celery; the Celery task (jobs.tasks)
+calls `execute()`, which runs the registered function with a RunContext,
+applies the job's policy (exclusive lock, retries with backoff, timeouts,
+cancellation) and stores every attempt. `reap()` closes runs whose worker died.
+"""
+
+import logging
+import threading
+import time
+import traceback
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from opsconsole import audit
+
+from . import locks, registry
+from .models import ACTIVE_STATUSES, FINISHED_STATUSES, Run, RunStatus
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 5.0
+LOST_AFTER_S = 60.0  # no heartbeat for this long: the worker is gone
+PROGRESS_EVERY_S = 0.5
+LOG_TAIL_LINES = 200
+
+
+class LaunchRefused(Exception):
+    """A launch that must not happen (already running, bad parameters, …)."""
+
+    def __init__(self, message: str, run: Run | None = None):
+        super().__init__(message)
+        self.run = run
+
+
+class JobCancelled(Exception):
+    pass
+
+
+class JobTimedOut(Exception):
+    pass
+
+
+# --- launching -------------------------------------------------------------
+
+
+def active_run(name: str) -> Run | None:
+    return Run.objects.filter(name=name, status__in=ACTIVE_STATUSES).order_by("-id").first()
+
+
+def start(
+    name: str,
+    params: dict | None = None,
+    actor: audit.Actor = None,
+    *,
+    request_key: str | None = None,
+    retry_of: Run | None = None,
+    ip_address: str | None = None,
+) -> Run:
+    """Record a Run for job `name` and enqueue it. Returns at once.
+
+    Raises registry.UnknownJob, or LaunchRefused when the parameters are
+    invalid or an exclusive job already runs. A repeated `request_key`
+    (a double-submitted form) returns the run it started the first time.
+    """
+    spec = registry.get(name)
+    if request_key and (existing := Run.objects.filter(request_key=request_key).first()):
+        return existing
+    try:
+        params = spec.clean_params(params)
+    except forms.ValidationError as exc:
+        raise LaunchRefused("Invalid parameters: " + "; ".join(exc.messages)) from None
+    if spec.exclusive and (running := active_run(name)):
+        raise LaunchRefused(f"{name} is already running (run #{running.pk}).", running)
+
+    with audit.record(
+        actor, "job.start", name, ip_address=ip_address, params=params, kind=spec.kind
+    ) as event:
+        run = Run.objects.create(
+            kind=spec.kind,
+            name=name,
+            params=params,
+            max_attempts=spec.max_attempts,
+            timeout_seconds=spec.soft_timeout,
+            actor=actor if not isinstance(actor, str | None) else None,
+            actor_name=audit.actor_label(actor),
+            request_key=request_key,
+            retry_of=retry_of,
+        )
+        event.run = run
+        event.params["run_id"] = run.pk
+    transaction.on_commit(lambda: enqueue(run))
+    return run
+
+
+def enqueue(run: Run, countdown: float | None = None) -> None:
+    """Hand the run to Celery; a broker failure fails the run with the reason."""
+    from .tasks import execute_run
+
+    spec = registry.get(run.name)
+    task_id = f"run-{run.pk}-{run.attempt + 1}"
+    try:
+        execute_run.apply_async(
+            args=[run.pk],
+            task_id=task_id,
+            countdown=countdown,
+            soft_time_limit=spec.soft_timeout,
+            time_limit=spec.hard_timeout,
+        )
+    except Exception as exc:
+        Run.objects.filter(pk=run.pk).update(
+            status=RunStatus.FAILED,
+            error=f"Could not enqueue (is the broker up?): {type(exc).__name__}: {exc}",
+            finished_at=timezone.now(),
+        )
+        run.refresh_from_db()
+        return
+    Run.objects.filter(pk=run.pk).update(celery_task_id=task_id)
+    run.celery_task_id = task_id
+
+
+def cancel(run: Run, actor: audit.Actor, ip_address: str | None = None) -> Run:
+    """Ask a queued or running run to stop. A queued run stops at once; a
+    running one at its next progress report. Not undoable (run it again)."""
+    if not run.is_active:
+        raise LaunchRefused(f"Run #{run.pk} has already ended ({run.status}).", run)
+    with audit.record(actor, "job.cancel", run.name, ip_address=ip_address, run=run):
+        Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+        if run.status == RunStatus.QUEUED or run.status == RunStatus.RETRYING:
+            Run.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RETRYING]).update(
+                status=RunStatus.CANCELLED, finished_at=timezone.now()
+            )
+        if run.celery_task_id:
+            from opsconsole.celery import app
+
+            try:
+                app.control.revoke(run.celery_task_id)
+            except Exception:  # the cooperative flag still stops it
+                log.warning("could not revoke %s", run.celery_task_id, exc_info=True)
+    run.refresh_from_db()
+    return run
+
+
+def retry(run: Run, actor: audit.Actor, ip_address: str | None = None) -> Run:
+    """Launch a failed, timed-out, lost or cancelled run again with the same parameters."""
+    if run.status == RunStatus.SUCCEEDED or run.is_active:
+        raise LaunchRefused(
+            f"Run #{run.pk} is {run.status}; only ended, unsuccessful runs can be retried.", run
+        )
+    return start(run.name, run.params, actor, retry_of=run, ip_address=ip_address)
+
+
+# --- executing (inside the Celery task) --------------------------------------
+
+
+class RunContext:
+    """What a job function gets: progress, log and cooperative stop checks."""
+
+    def __init__(self, run: Run, soft_timeout: float | None):
+        self.run = run
+        self.started = time.monotonic()
+        self.soft_timeout = soft_timeout
+        self.cancelled = threading.Event()
+        self._log: list[str] = run.log_tail.splitlines()[-LOG_TAIL_LINES:]
+        self._last_flush = 0.0
+        self._dirty = False
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.run.params
+
+    def check(self) -> None:
+        """Raise if the run was cancelled or ran past its soft timeout."""
+        if self.cancelled.is_set():
+            raise JobCancelled("cancelled by request")
+        if self.soft_timeout and time.monotonic() - self.started > self.soft_timeout:
+            raise JobTimedOut(f"ran longer than its {self.soft_timeout:g} s timeout")
+
+    def progress(self, done: int, total: int | None = None, message: str = "") -> None:
+        self.run.progress_done = done
+        if total is not None:
+            self.run.progress_total = total
+        if message:
+            self.run.progress_message = message[:300]
+        self._dirty = True
+        self.flush()
+        self.check()
+
+    def log(self, line: str) -> None:
+        stamp = timezone.now().strftime("%H:%M:%S")
+        self._log.append(f"{stamp} {line}")
+        del self._log[:-LOG_TAIL_LINES]
+        self._dirty = True
+        self.flush()
+
+    def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._dirty or (not force and now - self._last_flush < PROGRESS_EVERY_S):
+            return
+        self.run.log_tail = "\n".join(self._log)
+        Run.objects.filter(pk=self.run.pk).update(
+            progress_done=self.run.progress_done,
+            progress_total=self.run.progress_total,
+            progress_message=self.run.progress_message,
+            log_tail=self.run.log_tail,
+        )
+        self._last_flush, self._dirty = now, False
+
+
+class Heartbeat(threading.Thread):
+    """Marks the run alive, renews its lock and notices cancellation."""
+
+    def __init__(self, ctx: RunContext, lock_name: str | None, token: str):
+        super().__init__(daemon=True, name=f"heartbeat-run-{ctx.run.pk}")
+        self.ctx, self.lock_name, self.token = ctx, lock_name, token
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(HEARTBEAT_S):
+                self.beat()
+        finally:
+            connection.close()
+
+    def beat(self) -> None:
+        try:
+            Run.objects.filter(pk=self.ctx.run.pk).update(heartbeat_at=timezone.now())
+            if Run.objects.filter(pk=self.ctx.run.pk, cancel_requested=True).exists():
+                self.ctx.cancelled.set()
+            if self.lock_name:
+                locks.renew(self.lock_name, self.token)
+        except Exception:
+            log.warning("heartbeat of run %s failed", self.ctx.run.pk, exc_info=True)
+
+
+def _claim(run_id: int) -> Run | None:
+    """Move the run to `running` for a new attempt; None when it must not run."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status in FINISHED_STATUSES:
+            return None  # gone, or a duplicate delivery of a finished run
+        now = timezone.now()
+        if run.status == RunStatus.RUNNING:
+            fresh = run.heartbeat_at and (now - run.heartbeat_at).total_seconds() < LOST_AFTER_S / 2
+            if fresh:
+                return None  # another worker is still on it
+            _end_attempt(run, "lost", "worker stopped during this attempt", now)
+            if run.attempt >= run.max_attempts:
+                _finish(run, RunStatus.LOST, "The worker died and no attempts are left.", now)
+                return None
+        if run.cancel_requested:
+            _finish(run, RunStatus.CANCELLED, "", now)
+            return None
+        run.attempt += 1
+        run.status = RunStatus.RUNNING
+        run.started_at = run.started_at or now
+        run.heartbeat_at = now
+        run.attempts = [*run.attempts, {"n": run.attempt, "started_at": now.isoformat()}]
+        run.save()
+    return run
+
+
+def _end_attempt(run: Run, outcome: str, error: str, now) -> None:
+    if run.attempts and "ended_at" not in run.attempts[-1]:
+        run.attempts[-1].update(ended_at=now.isoformat(), outcome=outcome, error=error[:2000])
+
+
+def _finish(run: Run, status: str, error: str, now, result: dict | None = None) -> None:
+    run.status = status
+    run.error = error[:5000]
+    run.finished_at = now
+    if result is not None:
+        run.result = result
+    if run.started_at:
+        run.duration_ms = int((now - run.started_at).total_seconds() * 1000)
+    run.save()
+
+
+def execute(run_id: int) -> str:
+    """Run one attempt of a run. Called by the Celery task only."""
+    close_old_connections()
+    run = _claim(run_id)
+    if run is None:
+        return "skipped"
+    spec = registry.get(run.name)
+    token = f"run:{run.pk}"
+    lock_name = spec.name if spec.exclusive else None
+    if lock_name and (holder := locks.acquire(lock_name, token)) is not None:
+        _end_attempt(run, "failed", f"lock held by {holder or 'another run'}", timezone.now())
+        _finish(
+            run,
+            RunStatus.FAILED,
+            f"Another run of {spec.name} holds its lock ({holder}).",
+            timezone.now(),
+        )
+        return run.status
+
+    ctx = RunContext(run, spec.soft_timeout)
+    heartbeat = Heartbeat(ctx, lock_name, token)
+    heartbeat.start()
+    try:
+        outcome = _call(spec, ctx)
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join(timeout=HEARTBEAT_S * 2)
+        if lock_name:
+            locks.release(lock_name, token)
+        close_old_connections()
+    return outcome
+
+
+def _call(spec: registry.JobSpec, ctx: RunContext) -> str:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    run = ctx.run
+    try:
+        result = spec.func(ctx, dict(run.params)) or {}
+        ctx.flush(force=True)
+        now = timezone.now()
+        _end_attempt(run, "succeeded", "", now)
+        _finish(run, RunStatus.SUCCEEDED, "", now, result=result)
+    except JobCancelled:
+        ctx.flush(force=True)
+        now = timezone.now()
+        _end_attempt(run, "cancelled", "", now)
+        _finish(run, RunStatus.CANCELLED, "", now)
+    except (JobTimedOut, SoftTimeLimitExceeded) as exc:
+        ctx.flush(force=True)
+        now = timezone.now()
+        message = str(exc) or f"ran past its {spec.soft_timeout} s timeout"
+        _end_attempt(run, "timed_out", message, now)
+        _finish(run, RunStatus.TIMED_OUT, message, now)
+    except Exception as exc:
+        ctx.flush(force=True)
+        now = timezone.now()
+        message = f"{type(exc).__name__}: {exc}"
+        _end_attempt(run, "failed", message, now)
+        run.traceback = traceback.format_exc()[-20000:]
+        if run.attempt < run.max_attempts and not run.cancel_requested:
+            delay = spec.backoff_delay(run.attempt)
+            run.status = RunStatus.RETRYING
+            run.error = message
+            run.progress_message = f"attempt {run.attempt} failed; retrying in {delay:.1f} s"
+            run.save()
+            enqueue(run, countdown=delay)
+        else:
+            _finish(run, RunStatus.FAILED, message, now)
+    return run.status
+
+
+# --- reaping -----------------------------------------------------------------
+
+
+def reap(now=None) -> list[int]:
+    """Close runs whose worker is gone: no heartbeat for LOST_AFTER_S (lost),
+    or still running past their hard timeout (timed out). Frees their locks."""
+    now = now or timezone.now()
+    closed = []
+    stale = Run.objects.filter(
+        status=RunStatus.RUNNING, heartbeat_at__lt=now - timedelta(seconds=LOST_AFTER_S)
+    )
+    for run in stale:
+        with transaction.atomic():
+            run = Run.objects.select_for_update().get(pk=run.pk)
+            if run.status != RunStatus.RUNNING:
+                continue
+            _end_attempt(run, "lost", "no heartbeat: the worker stopped", now)
+            _finish(
+                run, RunStatus.LOST, "The worker stopped sending heartbeats; run marked lost.", now
+            )
+        spec = registry.JOBS.get(run.name)
+        if spec and spec.exclusive:
+            locks.release(spec.name, f"run:{run.pk}")
+        closed.append(run.pk)
+    return closed

@@ -1,0 +1,128 @@
+from datetime import datetime, time
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from opsconsole import audit
+from opsconsole.models import AuditEvent
+from opsconsole.roles import role_required
+
+from . import registry, runner
+from .forms import HistoryFilterForm, LaunchForm
+from .models import Run
+
+PAGE_SIZE = 50
+
+
+def filtered_runs(data: dict):
+    runs = Run.objects.all()
+    if data.get("job"):
+        runs = runs.filter(name=data["job"])
+    if data.get("status"):
+        runs = runs.filter(status=data["status"])
+    if data.get("kind"):
+        runs = runs.filter(kind=data["kind"])
+    if data.get("actor"):
+        runs = runs.filter(actor_name=data["actor"])
+    tz = timezone.get_current_timezone()
+    if data.get("since"):
+        runs = runs.filter(created_at__gte=datetime.combine(data["since"], time.min, tz))
+    if data.get("until"):
+        runs = runs.filter(created_at__lte=datetime.combine(data["until"], time.max, tz))
+    if data.get("before"):
+        runs = runs.filter(id__lt=data["before"])
+    return runs
+
+
+@role_required("viewer")
+def history(request):
+    form = HistoryFilterForm(request.GET)
+    data = form.cleaned_data if form.is_valid() else {}
+    page = list(filtered_runs(data).order_by("-id")[: PAGE_SIZE + 1])
+    has_more = len(page) > PAGE_SIZE
+    page = page[:PAGE_SIZE]
+    query = request.GET.copy()
+    query.pop("before", None)
+    context = {
+        "form": form,
+        "runs": page,
+        "any_active": any(r.is_active for r in page),
+        "next_before": page[-1].id if has_more else None,
+        "query": query.urlencode(),
+        "jobs": sorted(registry.JOBS),
+    }
+    template = "jobs/partials/_history_rows.html" if request.htmx else "jobs/history.html"
+    return render(request, template, context)
+
+
+@role_required("viewer")
+def run_detail(request, run_id: int):
+    run = get_object_or_404(Run, pk=run_id)
+    if request.htmx:
+        return render(request, "jobs/partials/_run_progress.html", {"run": run})
+    events = AuditEvent.objects.filter(run=run).order_by("id")
+    return render(request, "jobs/run_detail.html", {"run": run, "events": events})
+
+
+@role_required("operator")
+def launch(request, name: str):
+    try:
+        spec = registry.get(name)
+    except registry.UnknownJob as exc:
+        raise Http404(str(exc)) from None
+    params_form = spec.form(request.POST or None) if spec.form else None
+    launch_form = LaunchForm(request.POST or None)
+    params_ok = params_form is None or params_form.is_valid()
+    if request.method == "POST" and launch_form.is_valid() and params_ok:
+        params = params_form.data.dict() if params_form else {}
+        params.pop("csrfmiddlewaretoken", None)
+        params.pop("request_key", None)
+        try:
+            run = runner.start(
+                name,
+                params,
+                request.user,
+                request_key=launch_form.cleaned_data["request_key"],
+                ip_address=audit.client_ip(request),
+            )
+        except runner.LaunchRefused as exc:
+            messages.error(request, str(exc))
+            if exc.run:
+                return redirect("jobs:run_detail", exc.run.pk)
+        else:
+            return redirect("jobs:run_detail", run.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "jobs/launch.html",
+        {"spec": spec, "params_form": params_form, "launch_form": launch_form},
+        status=status,
+    )
+
+
+@role_required("operator")
+@require_POST
+def cancel(request, run_id: int):
+    run = get_object_or_404(Run, pk=run_id)
+    try:
+        runner.cancel(run, request.user, ip_address=audit.client_ip(request))
+        messages.success(request, f"Cancellation of run #{run.pk} requested.")
+    except runner.LaunchRefused as exc:
+        messages.error(request, str(exc))
+    return redirect("jobs:run_detail", run.pk)
+
+
+@role_required("operator")
+@require_POST
+def retry(request, run_id: int):
+    run = get_object_or_404(Run, pk=run_id)
+    try:
+        new_run = runner.retry(run, request.user, ip_address=audit.client_ip(request))
+    except runner.LaunchRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("jobs:run_detail", run.pk)
+    messages.success(request, f"Run #{run.pk} retried as run #{new_run.pk}.")
+    return redirect("jobs:run_detail", new_run.pk)

@@ -1,0 +1,85 @@
+"""Readiness checks: each dependency answers, with its latency."""
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import psycopg
+import redis
+from django.conf import settings
+from django.db import connection
+
+from .celery import app as celery_app
+
+CONNECT_TIMEOUT_S = 1.0
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    latency_ms: float
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def timed(name: str, probe: Callable[[], str | None]) -> Check:
+    started = time.perf_counter()
+    try:
+        detail = probe() or ""
+        ok = True
+    except Exception as exc:  # a failed check is data, not an error
+        detail, ok = f"{type(exc).__name__}: {exc}", False
+    return Check(name, ok, round((time.perf_counter() - started) * 1000, 1), detail)
+
+
+def ping_redis(url: str) -> str:
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=CONNECT_TIMEOUT_S
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return ""
+
+
+def ping_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return connection.vendor
+
+
+def ping_workers() -> str:
+    replies = celery_app.control.ping(timeout=CONNECT_TIMEOUT_S)
+    if not replies:
+        raise RuntimeError("no Celery worker answered within 1 s")
+    return ", ".join(sorted(name for reply in replies for name in reply))
+
+
+def ping_warehouse(url: str) -> str:
+    if url.startswith(("postgres://", "postgresql://")):
+        with psycopg.connect(url, connect_timeout=int(CONNECT_TIMEOUT_S) or 1) as conn:
+            conn.execute("SELECT 1")
+        return "postgresql"
+    from partitions.warehouses import ping as ping_other_warehouse
+
+    return ping_other_warehouse(url)
+
+
+def readiness(include_workers: bool = True) -> list[Check]:
+    checks = [timed("database", ping_database)]
+    broker = timed("broker", lambda: ping_redis(settings.CELERY_BROKER_URL))
+    checks.append(broker)
+    if include_workers and settings.READYZ_REQUIRE_WORKER:
+        if broker.ok:
+            checks.append(timed("worker", ping_workers))
+        else:
+            checks.append(Check("worker", False, 0.0, "not checked: the broker is down"))
+    for name, url in settings.CACHE_TARGETS.items():
+        checks.append(timed(f"cache:{name}", lambda url=url: ping_redis(url)))
+    for name, url in settings.WAREHOUSES.items():
+        checks.append(timed(f"warehouse:{name}", lambda url=url: ping_warehouse(url)))
+    return checks

@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("dashboard/readiness/", views.readiness_tile, name="readiness_tile"),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("audit/", views.audit_log, name="audit"),
+    path("audit/export.csv", views.audit_csv, name="audit_csv"),
+    path("users/", views.users, name="users"),
+    path("users/new/", views.user_create, name="user_create"),
+    path("users/<int:user_id>/", views.user_update, name="user_update"),
+    path("jobs/", include("jobs.urls")),
+    path("cache/", include("cachemgr.urls")),
+    path("partitions/", include("partitions.urls")),
+    path("admin/", admin.site.urls),
+]
+
+handler403 = "opsconsole.views.permission_denied"

@@ -1,0 +1,182 @@
+import csv
+from datetime import datetime, time
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from . import audit, health
+from .forms import AuditFilterForm, NewUserForm, UserRoleForm
+from .models import AuditEvent
+from .roles import role_of, role_required, set_role
+
+AUDIT_PAGE_SIZE = 50
+
+
+@login_not_required
+@require_GET
+@never_cache
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+@login_not_required
+@require_GET
+@never_cache
+def readyz(request):
+    checks = health.readiness()
+    ok = all(check.ok for check in checks)
+    return JsonResponse(
+        {"status": "ok" if ok else "failing", "checks": [c.as_dict() for c in checks]},
+        status=200 if ok else 503,
+    )
+
+
+@role_required("viewer")
+def dashboard(request):
+    return render(
+        request,
+        "opsconsole/dashboard.html",
+        {"events": AuditEvent.objects.select_related("run")[:10]},
+    )
+
+
+@role_required("viewer")
+def readiness_tile(request):
+    return render(request, "opsconsole/partials/_readiness.html", {"checks": health.readiness()})
+
+
+def filtered_events(form: AuditFilterForm):
+    events = AuditEvent.objects.all()
+    if not form.is_valid():
+        return events.none()
+    data = form.cleaned_data
+    if data["actor"]:
+        events = events.filter(actor_name=data["actor"])
+    if data["action"]:
+        events = events.filter(action__startswith=data["action"])
+    if data["target"]:
+        events = events.filter(target__icontains=data["target"])
+    tz = timezone.get_current_timezone()
+    if data["since"]:
+        events = events.filter(created_at__gte=datetime.combine(data["since"], time.min, tz))
+    if data["until"]:
+        events = events.filter(created_at__lte=datetime.combine(data["until"], time.max, tz))
+    return events
+
+
+@role_required("viewer")
+def audit_log(request):
+    form = AuditFilterForm(request.GET or None)
+    if not form.is_bound:
+        form = AuditFilterForm({})
+    events = filtered_events(form)
+    before = form.cleaned_data.get("before") if form.is_valid() else None
+    if before:
+        events = events.filter(id__lt=before)
+    page = list(events.order_by("-id")[: AUDIT_PAGE_SIZE + 1])
+    has_more = len(page) > AUDIT_PAGE_SIZE
+    page = page[:AUDIT_PAGE_SIZE]
+    query = request.GET.copy()
+    query.pop("before", None)
+    return render(
+        request,
+        "opsconsole/audit.html",
+        {
+            "form": form,
+            "events": page,
+            "next_before": page[-1].id if has_more else None,
+            "query": query.urlencode(),
+        },
+    )
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@role_required("viewer")
+def audit_csv(request):
+    form = AuditFilterForm(request.GET or {})
+    events = filtered_events(form).order_by("id")
+    columns = ["id", "created_at", "actor_name", "action", "target", "outcome", "error"]
+    columns += ["ip_address", "run_id", "params", "hash"]
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield writer.writerow(columns)
+        for e in events.iterator(chunk_size=2000):
+            yield writer.writerow([getattr(e, c) for c in columns])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="opsconsole-audit.csv"'
+    return response
+
+
+@role_required("admin")
+def users(request):
+    people = get_user_model().objects.order_by("username").prefetch_related("groups")
+    rows = [(user, role_of(user)) for user in people]
+    return render(request, "opsconsole/users.html", {"rows": rows, "form": NewUserForm()})
+
+
+@role_required("admin")
+@require_POST
+def user_create(request):
+    form = NewUserForm(request.POST)
+    if not form.is_valid():
+        people = get_user_model().objects.order_by("username").prefetch_related("groups")
+        rows = [(user, role_of(user)) for user in people]
+        return render(request, "opsconsole/users.html", {"rows": rows, "form": form}, status=400)
+    role = form.cleaned_data["role"]
+    username = form.cleaned_data["username"]
+    with audit.record(
+        request.user, "user.create", username, ip_address=audit.client_ip(request), role=role
+    ):
+        user = form.save()
+        set_role(user, role)
+    messages.success(request, f"Created {username} as {role}.")
+    return redirect("users")
+
+
+@role_required("admin")
+@require_POST
+def user_update(request, user_id: int):
+    user = get_object_or_404(get_user_model(), pk=user_id)
+    form = UserRoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a role.")
+        return redirect("users")
+    role, active = form.cleaned_data["role"], form.cleaned_data["is_active"]
+    if user == request.user and (not active or role != "admin"):
+        messages.error(request, "You cannot demote or deactivate yourself.")
+        return redirect("users")
+    with audit.record(
+        request.user,
+        "user.update",
+        user.get_username(),
+        ip_address=audit.client_ip(request),
+        role=role,
+        is_active=active,
+        previous_role=role_of(user),
+        previous_active=user.is_active,
+    ):
+        user.is_active = active
+        user.save(update_fields=["is_active"])
+        if not user.is_superuser:
+            set_role(user, role)
+    messages.success(request, f"Updated {user.get_username()}.")
+    return redirect("users")
+
+
+def permission_denied(request, exception=None):
+    message = str(exception) if exception else "You do not have access to this page."
+    if getattr(request, "htmx", False):
+        return HttpResponse(message, status=403)
+    return render(request, "403.html", {"message": message}, status=403)

@@ -1,0 +1,95 @@
+"""Shared fixtures. Every service is real: Redis, PostgreSQL, a Celery worker."""
+
+import uuid
+
+import psycopg
+import pytest
+import redis
+from django.conf import settings
+from psycopg import sql
+
+from opsconsole.roles import set_role
+
+PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+WAREHOUSE_DB = "opsconsole_test_wh"
+
+
+@pytest.fixture
+def make_user(db, django_user_model):
+    def make(role: str | None = "viewer", username: str | None = None, password="pw-for-tests-1"):
+        user = django_user_model.objects.create_user(
+            username=username or f"{role or 'norole'}-{uuid.uuid4().hex[:6]}", password=password
+        )
+        if role:
+            set_role(user, role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def client_as(client, make_user):
+    """client_as("operator") -> a test client logged in as a fresh operator."""
+
+    def login(role: str | None):
+        user = make_user(role)
+        client.force_login(user)
+        client.user = user
+        return client
+
+    return login
+
+
+@pytest.fixture(scope="session")
+def broker():
+    """The test broker's Redis database, emptied once per session."""
+    conn = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    conn.flushdb()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def _session_worker(broker, django_db_setup, django_db_blocker):
+    from celery.contrib.testing.worker import start_worker
+
+    from opsconsole.celery import app
+
+    with (
+        django_db_blocker.unblock(),
+        start_worker(
+            app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=10
+        ) as worker,
+    ):
+        yield worker
+
+
+@pytest.fixture
+def celery_worker(_session_worker, transactional_db):
+    """A real Celery worker (threads) consuming the test broker."""
+    return _session_worker
+
+
+@pytest.fixture(scope="session")
+def warehouse_db():
+    """The PostgreSQL database that plays the warehouse in tests."""
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [WAREHOUSE_DB])
+        if not exists.fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(WAREHOUSE_DB)))
+    url = f"postgres://postgres@127.0.0.1:5432/{WAREHOUSE_DB}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
+    return url
+
+
+@pytest.fixture
+def pg_schema(warehouse_db):
+    """A fresh schema in the warehouse database for one test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(warehouse_db, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    yield name
+    with psycopg.connect(warehouse_db, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
