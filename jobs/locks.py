@@ -23,7 +23,7 @@ def client() -> redis.Redis:
 
 
 def key(job_name: str) -> str:
-    return f"opsconsole:lock:job:{job_name}"
+    return f"{settings.KEY_PREFIX}lock:job:{job_name}"
 
 
 def acquire(job_name: str, token: str, ttl: int = LOCK_TTL_S) -> str | None:

@@ -12,6 +12,21 @@ from . import registry
 
 REAPER_EVERY_S = 60
 
+# Plain periodic Celery tasks (no Run row each tick): (name, task, schedule, description).
+PERIODIC_TASKS: list[tuple[str, str, object, str]] = [
+    (
+        "jobs: reap lost runs",
+        "jobs.reap_runs",
+        REAPER_EVERY_S,
+        "Marks runs whose worker stopped as lost and frees their locks.",
+    ),
+]
+
+
+def periodic(name: str, task: str, schedule, description: str = "") -> None:
+    """Declare a default beat entry for a plain Celery task (call from a jobdefs module)."""
+    PERIODIC_TASKS.append((name, task, schedule, description))
+
 
 def install_default_schedules() -> list[str]:
     from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "jobs",
     "cachemgr",
     "partitions",
+    "partitions.queries",
 ]
 
 MIDDLEWARE = [
@@ -162,6 +163,8 @@ def _named_urls(name: str, default: str) -> dict[str, str]:
 
 CACHE_TARGETS = _named_urls("CACHE_TARGETS", "main=redis://127.0.0.1:6379/1")
 WAREHOUSES = _named_urls("WAREHOUSES", "main=postgres://postgres@127.0.0.1:5432/opsconsole_demo")
+# Prefix for the console's own keys in the broker's Redis (locks, markers).
+KEY_PREFIX = env("KEY_PREFIX", default="opsconsole:")
 SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)
 READYZ_REQUIRE_WORKER = env.bool("READYZ_REQUIRE_WORKER", default=True)
 

@@ -19,6 +19,7 @@ urlpatterns = [
     path("jobs/", include("jobs.urls")),
     path("cache/", include("cachemgr.urls")),
     path("partitions/", include("partitions.urls")),
+    path("queries/", include("partitions.queries.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -42,10 +42,12 @@ def client_as(client, make_user):
 
 @pytest.fixture(scope="session")
 def broker():
-    """The test broker's Redis database, emptied once per session."""
+    """The test broker's Redis; this process's queue and keys are its own (tests/settings.py)."""
     conn = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    conn.flushdb()
     yield conn
+    conn.delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+    for key in conn.scan_iter(match=settings.KEY_PREFIX + "*", count=1000):
+        conn.unlink(key)
     conn.close()
 
 
