@@ -35,7 +35,14 @@ CREATE TABLE IF NOT EXISTS public.payments (
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
 );
+CREATE INDEX IF NOT EXISTS payments_updated_at_id ON public.payments (updated_at, id);
 CREATE SCHEMA IF NOT EXISTS analytics;
+CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.daily_revenue AS
+    SELECT date_trunc('day', created_at)::date AS day, currency,
+           count(*) AS payments, sum(amount_cents) AS amount_cents
+    FROM public.payments WHERE status = 'COMPLETED' GROUP BY 1, 2;
+CREATE UNIQUE INDEX IF NOT EXISTS daily_revenue_day_currency
+    ON analytics.daily_revenue (day, currency);
 """
 
 PLANS = [(1, "free", 0), (2, "starter", 900), (3, "team", 4900), (4, "enterprise", 29900)]
@@ -75,6 +82,35 @@ def insert_payments(conn: psycopg.Connection, count: int, days_back: int = 730) 
     return count
 
 
+def feed_payments(url: str, rows: int) -> dict:
+    """Demo traffic: `rows` new payments, and a tenth as many pending ones completed.
+
+    Changes: rows of public.payments in the demo database only.
+    """
+    with psycopg.connect(url, autocommit=True) as conn:
+        insert_payments(conn, rows, days_back=0)
+        updated = conn.execute(
+            """UPDATE public.payments SET status = 'COMPLETED', updated_at = now()
+               WHERE id IN (SELECT id FROM public.payments WHERE status = 'PENDING'
+                            ORDER BY id DESC LIMIT %s)""",
+            [max(1, rows // 10)],
+        ).rowcount
+    return {"inserted": rows, "completed": updated}
+
+
+def install_feed_schedule() -> None:
+    from jobs.schedules import ensure_periodic_task
+
+    ensure_periodic_task(
+        "demo: payments keep arriving",
+        "jobs.launch_scheduled",
+        60,
+        args=["demo_payments_feed"],
+        kwargs={"warehouse": DEMO_WAREHOUSE, "rows": 200},
+        description="Demo only: inserts payments every minute so table_sync has work.",
+    )
+
+
 def seed() -> dict:
     with psycopg.connect(demo_url(), autocommit=True) as conn:
         create_tables(conn)
@@ -91,4 +127,6 @@ def seed() -> dict:
         existing = conn.execute("SELECT count(*) FROM public.payments").fetchone()[0]
         added = insert_payments(conn, DEMO_PAYMENTS - existing) if existing < DEMO_PAYMENTS else 0
         conn.execute("ANALYZE public.payments")
+        conn.execute("REFRESH MATERIALIZED VIEW analytics.daily_revenue")
+    install_feed_schedule()
     return {"warehouse": DEMO_WAREHOUSE, "payments_added": added, "customers": 5000}

@@ -1,6 +1,13 @@
 import uuid
 
 from django import forms
+from django_celery_beat.validators import (
+    day_of_month_validator,
+    day_of_week_validator,
+    hour_validator,
+    minute_validator,
+    month_of_year_validator,
+)
 
 from .models import RunStatus
 
@@ -23,3 +30,11 @@ class LaunchForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["request_key"].initial = uuid.uuid4().hex
+
+
+class CrontabForm(forms.Form):
+    minute = forms.CharField(max_length=240, validators=[minute_validator])
+    hour = forms.CharField(max_length=96, validators=[hour_validator])
+    day_of_month = forms.CharField(max_length=124, validators=[day_of_month_validator])
+    month_of_year = forms.CharField(max_length=64, validators=[month_of_year_validator])
+    day_of_week = forms.CharField(max_length=64, validators=[day_of_week_validator])

@@ -41,6 +41,12 @@ class JobSpec:
     listed: bool = True  # shown on the "run a job" page
 
     @property
+    def launchable(self) -> bool:
+        """Plain jobs launch from the Jobs page and `jobs run`; other kinds (invalidation,
+        migrations, …) have their own pages with preview and typed confirmation."""
+        return self.listed and self.kind == "job"
+
+    @property
     def max_attempts(self) -> int:
         return self.retries + 1
 
@@ -54,7 +60,13 @@ class JobSpec:
         params = dict(params or {})
         if self.form is None:
             return params
-        form = self.form(data=params)
+        # Fields left out take the form's initial values, as the launch page shows them.
+        defaults = {
+            name: field.initial
+            for name, field in self.form.base_fields.items()
+            if field.initial is not None and not callable(field.initial)
+        }
+        form = self.form(data={**defaults, **params})
         if not form.is_valid():
             raise forms.ValidationError(
                 [f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()]
@@ -76,6 +88,10 @@ def job(name: str, **policy) -> Callable:
         return func
 
     return register
+
+
+def launchable() -> list[str]:
+    return sorted(name for name, spec in JOBS.items() if spec.launchable)
 
 
 def get(name: str) -> JobSpec:

@@ -38,6 +38,11 @@ class LaunchRefused(Exception):
         self.run = run
 
 
+class PermanentError(Exception):
+    """A failure that retrying cannot fix (missing table, bad configuration):
+    the run fails at once instead of using up its attempts."""
+
+
 class JobCancelled(Exception):
     pass
 
@@ -78,9 +83,14 @@ def start(
     if spec.exclusive and (running := active_run(name)):
         raise LaunchRefused(f"{name} is already running (run #{running.pk}).", running)
 
-    with audit.record(
-        actor, "job.start", name, ip_address=ip_address, params=params, kind=spec.kind
-    ) as event:
+    # One transaction (one commit) for the run and its audit event; Celery gets
+    # the run only once both are committed.
+    with (
+        transaction.atomic(),
+        audit.record(
+            actor, "job.start", name, ip_address=ip_address, params=params, kind=spec.kind
+        ) as event,
+    ):
         run = Run.objects.create(
             kind=spec.kind,
             name=name,
@@ -92,10 +102,16 @@ def start(
             request_key=request_key,
             retry_of=retry_of,
         )
+        run.celery_task_id = task_id_for(run, 1)
+        run.save(update_fields=["celery_task_id"])
         event.run = run
         event.params["run_id"] = run.pk
-    transaction.on_commit(lambda: enqueue(run))
+        transaction.on_commit(lambda: enqueue(run))
     return run
+
+
+def task_id_for(run: Run, attempt: int) -> str:
+    return f"run-{run.pk}-{attempt}"
 
 
 def enqueue(run: Run, countdown: float | None = None) -> None:
@@ -103,7 +119,7 @@ def enqueue(run: Run, countdown: float | None = None) -> None:
     from .tasks import execute_run
 
     spec = registry.get(run.name)
-    task_id = f"run-{run.pk}-{run.attempt + 1}"
+    task_id = task_id_for(run, run.attempt + 1)
     try:
         execute_run.apply_async(
             args=[run.pk],
@@ -119,9 +135,6 @@ def enqueue(run: Run, countdown: float | None = None) -> None:
             finished_at=timezone.now(),
         )
         run.refresh_from_db()
-        return
-    Run.objects.filter(pk=run.pk).update(celery_task_id=task_id)
-    run.celery_task_id = task_id
 
 
 def cancel(run: Run, actor: audit.Actor, ip_address: str | None = None) -> Run:
@@ -341,9 +354,11 @@ def _call(spec: registry.JobSpec, ctx: RunContext) -> str:
         message = f"{type(exc).__name__}: {exc}"
         _end_attempt(run, "failed", message, now)
         run.traceback = traceback.format_exc()[-20000:]
-        if run.attempt < run.max_attempts and not run.cancel_requested:
+        retryable = not isinstance(exc, PermanentError) and not run.cancel_requested
+        if retryable and run.attempt < run.max_attempts:
             delay = spec.backoff_delay(run.attempt)
             run.status = RunStatus.RETRYING
+            run.celery_task_id = task_id_for(run, run.attempt + 1)
             run.error = message
             run.progress_message = f"attempt {run.attempt} failed; retrying in {delay:.1f} s"
             run.save()

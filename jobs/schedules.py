@@ -8,6 +8,8 @@ import json
 
 from celery.schedules import crontab
 
+from opsconsole import audit
+
 from . import registry
 
 REAPER_EVERY_S = 60
@@ -28,44 +30,90 @@ def periodic(name: str, task: str, schedule, description: str = "") -> None:
     PERIODIC_TASKS.append((name, task, schedule, description))
 
 
-def install_default_schedules() -> list[str]:
+def ensure_periodic_task(
+    name: str, task: str, schedule, args=(), kwargs=None, description: str = ""
+) -> bool:
+    """Create the beat entry `name` unless it exists (then it is the operators')."""
     from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-    created = []
+    if PeriodicTask.objects.filter(name=name).exists():
+        return False
+    fields = {"task": task, "args": json.dumps(list(args)), "kwargs": json.dumps(kwargs or {})}
+    if isinstance(schedule, crontab):
+        fields["crontab"], _ = CrontabSchedule.objects.get_or_create(
+            minute=schedule._orig_minute,
+            hour=schedule._orig_hour,
+            day_of_week=schedule._orig_day_of_week,
+            day_of_month=schedule._orig_day_of_month,
+            month_of_year=schedule._orig_month_of_year,
+        )
+    else:
+        fields["interval"], _ = IntervalSchedule.objects.get_or_create(
+            every=int(schedule), period=IntervalSchedule.SECONDS
+        )
+    PeriodicTask.objects.create(name=name, description=description, **fields)
+    return True
 
-    def ensure(name: str, task: str, schedule, args=(), kwargs=None, description=""):
-        if PeriodicTask.objects.filter(name=name).exists():
-            return
-        fields = {"task": task, "args": json.dumps(list(args)), "kwargs": json.dumps(kwargs or {})}
-        if isinstance(schedule, crontab):
-            fields["crontab"], _ = CrontabSchedule.objects.get_or_create(
-                minute=schedule._orig_minute,
-                hour=schedule._orig_hour,
-                day_of_week=schedule._orig_day_of_week,
-                day_of_month=schedule._orig_day_of_month,
-                month_of_year=schedule._orig_month_of_year,
-            )
-        else:
-            fields["interval"], _ = IntervalSchedule.objects.get_or_create(
-                every=int(schedule), period=IntervalSchedule.SECONDS
-            )
-        PeriodicTask.objects.create(name=name, description=description, **fields)
-        created.append(name)
 
-    ensure(
-        "jobs: reap lost runs",
-        "jobs.reap_runs",
-        REAPER_EVERY_S,
-        description="Marks runs whose worker stopped as lost and frees their locks.",
-    )
+def install_default_schedules() -> list[str]:
+    created = [
+        name
+        for name, task, schedule, description in PERIODIC_TASKS
+        if ensure_periodic_task(name, task, schedule, description=description)
+    ]
     for spec in registry.JOBS.values():
         if spec.schedule is not None:
-            ensure(
-                f"job: {spec.name}",
+            name = f"job: {spec.name}"
+            if ensure_periodic_task(
+                name,
                 "jobs.launch_scheduled",
                 spec.schedule,
                 args=[spec.name],
                 kwargs=spec.schedule_params,
                 description=spec.description,
-            )
+            ):
+                created.append(name)
     return created
+
+
+def describe(task) -> str:
+    """A schedule in operator words: the crontab fields, or "every N s"."""
+    if task.crontab_id:
+        c = task.crontab
+        return f"{c.minute} {c.hour} {c.day_of_month} {c.month_of_year} {c.day_of_week}"
+    if task.interval_id:
+        return f"every {task.interval.every} {task.interval.period}"
+    return "one-off" if task.one_off else "—"
+
+
+def set_enabled(task, enabled: bool, actor, ip_address=None) -> None:
+    """Enable or disable a beat entry. Undo: the opposite call."""
+    with audit.record(
+        actor,
+        "schedule.enable" if enabled else "schedule.disable",
+        task.name,
+        ip_address=ip_address,
+        previous=task.enabled,
+    ):
+        task.enabled = enabled
+        task.save(update_fields=["enabled"])
+
+
+def set_crontab(task, fields: dict, actor, ip_address=None) -> None:
+    """Point a beat entry at the crontab `fields` (minute, hour, …).
+
+    Undo: call again with the previous fields (kept in the audit event).
+    """
+    from django_celery_beat.models import CrontabSchedule
+
+    with audit.record(
+        actor,
+        "schedule.edit",
+        task.name,
+        ip_address=ip_address,
+        previous=describe(task),
+        crontab=fields,
+    ):
+        schedule, _ = CrontabSchedule.objects.get_or_create(**fields)
+        task.crontab, task.interval = schedule, None
+        task.save(update_fields=["crontab", "interval"])

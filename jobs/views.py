@@ -6,12 +6,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from opsconsole import audit
+from opsconsole import audit, charts
 from opsconsole.models import AuditEvent
 from opsconsole.roles import role_required
 
-from . import registry, runner
-from .forms import HistoryFilterForm, LaunchForm
+from . import registry, runner, schedules, workers
+from . import stats as stats_service
+from .forms import CrontabForm, HistoryFilterForm, LaunchForm
 from .models import Run
 
 PAGE_SIZE = 50
@@ -53,6 +54,7 @@ def history(request):
         "next_before": page[-1].id if has_more else None,
         "query": query.urlencode(),
         "jobs": sorted(registry.JOBS),
+        "launchable": registry.launchable(),
     }
     template = "jobs/partials/_history_rows.html" if request.htmx else "jobs/history.html"
     return render(request, template, context)
@@ -69,10 +71,9 @@ def run_detail(request, run_id: int):
 
 @role_required("operator")
 def launch(request, name: str):
-    try:
-        spec = registry.get(name)
-    except registry.UnknownJob as exc:
-        raise Http404(str(exc)) from None
+    spec = registry.JOBS.get(name)
+    if spec is None or not spec.launchable:
+        raise Http404(f"No job named {name!r} can be launched from here.")
     params_form = spec.form(request.POST or None) if spec.form else None
     launch_form = LaunchForm(request.POST or None)
     params_ok = params_form is None or params_form.is_valid()
@@ -126,3 +127,78 @@ def retry(request, run_id: int):
         return redirect("jobs:run_detail", run.pk)
     messages.success(request, f"Run #{run.pk} retried as run #{new_run.pk}.")
     return redirect("jobs:run_detail", new_run.pk)
+
+
+@role_required("viewer")
+def job_stats(request, name: str):
+    if name not in registry.JOBS and not Run.objects.filter(name=name).exists():
+        raise Http404(f"No job named {name!r}.")
+    stats = stats_service.job_stats(name)
+    points = [
+        charts.Point(
+            i,
+            (r["duration_ms"] or 0) / 1000,
+            {"succeeded": "good", "failed": "bad", "timed_out": "bad", "lost": "bad"}.get(
+                r["status"], "warn"
+            ),
+            f"#{r['id']} {r['status']} {r['created_at']:%Y-%m-%d %H:%M}",
+        )
+        for i, r in enumerate(stats.recent)
+    ]
+    chart = charts.scatter(points, y_label="seconds")
+    return render(request, "jobs/stats.html", {"stats": stats, "chart": chart})
+
+
+@role_required("viewer")
+def overview(request):
+    """Schedules, workers online, queue depth and stuck runs on one page."""
+    from django_celery_beat.models import PeriodicTask
+
+    tasks = PeriodicTask.objects.select_related("crontab", "interval").order_by("name")
+    online, workers_error = workers.workers_online()
+    depths, queue_error = workers.queue_depths()
+    return render(
+        request,
+        "jobs/overview.html",
+        {
+            "schedules": [(t, schedules.describe(t)) for t in tasks],
+            "workers": online,
+            "workers_error": workers_error,
+            "depths": depths,
+            "queue_error": queue_error,
+            "stuck": workers.stuck_runs(),
+            "jobs": [stats_service.job_stats(name) for name in sorted(registry.JOBS)],
+        },
+    )
+
+
+@role_required("operator")
+@require_POST
+def schedule_toggle(request, task_id: int):
+    from django_celery_beat.models import PeriodicTask
+
+    task = get_object_or_404(PeriodicTask, pk=task_id)
+    enable = request.POST.get("enabled") == "1"
+    schedules.set_enabled(task, enable, request.user, ip_address=audit.client_ip(request))
+    messages.success(request, f"{'Enabled' if enable else 'Disabled'} {task.name}.")
+    return redirect("jobs:overview")
+
+
+@role_required("operator")
+def schedule_edit(request, task_id: int):
+    from django_celery_beat.models import PeriodicTask
+
+    task = get_object_or_404(PeriodicTask.objects.select_related("crontab"), pk=task_id)
+    current = task.crontab
+    initial = (
+        {f: getattr(current, f) for f in CrontabForm.base_fields} if current else {"minute": "*"}
+    )
+    form = CrontabForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        schedules.set_crontab(
+            task, form.cleaned_data, request.user, ip_address=audit.client_ip(request)
+        )
+        messages.success(request, f"{task.name} now runs at {schedules.describe(task)}.")
+        return redirect("jobs:overview")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "jobs/schedule_edit.html", {"task": task, "form": form}, status=status)

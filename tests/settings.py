@@ -1,7 +1,12 @@
-"""Test settings: the same settings, pointed at services reserved for tests,
-so a running demo worker never consumes a test's tasks."""
+"""Test settings: the same settings, pointed at services reserved for tests.
+
+Several test processes may run at once on one machine (developers, CI): each
+gets its own Celery queue, Redis key prefix and SQLite file, so a running demo
+worker or another test process never touches this one's tasks or data.
+"""
 
 import os
+import tempfile
 import uuid
 
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -11,10 +16,15 @@ os.environ.setdefault("WAREHOUSES", "main=postgres://postgres@127.0.0.1:5432/ops
 from opsconsole.settings import *  # noqa: E402,F403
 from opsconsole.settings import DATABASES  # noqa: E402
 
-DATABASES["default"]["CONN_MAX_AGE"] = 0
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-# Concurrent test processes share one Redis: each gets its own queue and key prefix.
 _RUN_ID = uuid.uuid4().hex[:8]
 CELERY_TASK_DEFAULT_QUEUE = f"tests-{_RUN_ID}"
 KEY_PREFIX = f"opsconsole-test-{_RUN_ID}:"
+
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not shared-cache memory: the in-thread Celery worker writes from
+    # other threads, and shared-cache SQLite answers them "table is locked".
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"opsconsole-test-{_RUN_ID}.sqlite3")
+    }
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,232 @@
+"""table_sync: incremental copy of a PostgreSQL table into a warehouse table.
+
+Rows are read in (watermark, primary key) order, so a batch boundary never
+splits rows that share a watermark value, and the next run starts after the
+newest (watermark, key) already in the target: the target itself is the
+checkpoint. Each batch is written in its own transaction with an upsert by
+primary key, so repeating a run (or a batch after a crash) changes nothing.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from .runner import PermanentError
+
+
+class SyncError(PermanentError):
+    """A sync that cannot run as asked (missing table, column, key …)."""
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+
+    @property
+    def ident(self) -> sql.Composable:
+        return sql.Identifier(self.schema, self.name)
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def resolve_table(conn: psycopg.Connection, name: str) -> Table | None:
+    """Resolve user text like `public.payments` with PostgreSQL's own name parser."""
+    row = conn.execute(
+        """SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p')""",
+        [name],
+    ).fetchone()
+    return Table(*row) if row else None
+
+
+def split_name(name: str) -> Table:
+    schema, dot, table = name.partition(".")
+    if not dot or not schema or not table:
+        raise SyncError(f"Give the target as schema.table, not {name!r}.")
+    return Table(schema, table)
+
+
+def columns_of(conn: psycopg.Connection, table: Table) -> list[tuple[str, str]]:
+    return conn.execute(
+        """SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+           FROM pg_attribute a
+           WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+           ORDER BY a.attnum""",
+        [sql.Identifier(table.schema, table.name).as_string(conn)],
+    ).fetchall()
+
+
+def primary_key_of(conn: psycopg.Connection, table: Table) -> list[str]:
+    rows = conn.execute(
+        """SELECT a.attname FROM pg_index i
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+           WHERE i.indrelid = %s::regclass AND i.indisprimary
+           ORDER BY array_position(i.indkey, a.attnum)""",
+        [sql.Identifier(table.schema, table.name).as_string(conn)],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def ensure_target(
+    conn: psycopg.Connection,
+    target: Table,
+    columns: list[tuple[str, str]],
+    key: list[str],
+    watermark: str,
+) -> None:
+    """Create the target table (same columns, same key) and its watermark index if missing."""
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target.schema)))
+    column_defs = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(type_))  # type from format_type()
+        for name, type_ in columns
+    )
+    conn.execute(
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY ({}))").format(
+            target.ident, column_defs, sql.SQL(", ").join(map(sql.Identifier, key))
+        )
+    )
+    conn.execute(
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+            sql.Identifier(f"{target.name}_sync_watermark"[:63]),
+            target.ident,
+            sql.SQL(", ").join(map(sql.Identifier, [watermark, *key])),
+        )
+    )
+
+
+def sync_table(
+    source_url: str,
+    source_name: str,
+    target_url: str,
+    target_name: str,
+    watermark: str = "updated_at",
+    batch_size: int = 5000,
+    report: Callable[[int, int, str], None] = lambda read, written, msg: None,
+) -> dict:
+    """Copy source rows newer than the target's newest (watermark, key) into the target.
+
+    Changes: inserts or updates rows of the target table (created if missing).
+    Undo: none needed; the target is a copy, rebuilt by dropping it and syncing again.
+    """
+    with psycopg.connect(source_url, autocommit=True) as src, psycopg.connect(target_url) as dst:
+        source = resolve_table(src, source_name)
+        if source is None:
+            raise SyncError(f"Source table {source_name!r} does not exist.")
+        columns = columns_of(src, source)
+        names = [c for c, _ in columns]
+        if watermark not in names:
+            raise SyncError(
+                f"Source table {source} has no column {watermark!r} to use as watermark."
+            )
+        key = primary_key_of(src, source)
+        if not key:
+            raise SyncError(f"Source table {source} has no primary key; table_sync upserts by it.")
+        target = resolve_table(dst, target_name) or split_name(target_name)
+        ensure_target(dst, target, columns, key, watermark)
+        dst.commit()
+
+        order = [watermark, *key]
+        order_sql = sql.SQL(", ").join(map(sql.Identifier, order))
+        start = dst.execute(
+            sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT 1").format(
+                order_sql,
+                target.ident,
+                sql.SQL(", ").join(sql.SQL("{} DESC").format(sql.Identifier(c)) for c in order),
+            )
+        ).fetchone()
+        dst.commit()
+
+        column_list = sql.SQL(", ").join(map(sql.Identifier, names))
+        select = sql.SQL("SELECT {cols} FROM {src} {where} ORDER BY {order} LIMIT %s").format(
+            cols=column_list,
+            src=source.ident,
+            where=sql.SQL("WHERE ({order}) > ({marks})").format(
+                order=order_sql, marks=sql.SQL(", ").join(sql.Placeholder() * len(order))
+            ),
+            order=order_sql,
+        )
+        first_select = sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT %s").format(
+            column_list, source.ident, order_sql
+        )
+        upsert = upsert_sql(target, names, key)
+        positions = [names.index(c) for c in order]
+        read = written = batches = 0
+        cursor_mark = start
+        while True:
+            if cursor_mark is None:
+                rows = src.execute(first_select, [batch_size]).fetchall()
+            else:
+                rows = src.execute(select, [*cursor_mark, batch_size]).fetchall()
+            if not rows:
+                break
+            with dst.transaction(), dst.cursor() as cur:
+                cur.executemany(upsert, rows)
+                written += len(rows)
+            read += len(rows)
+            batches += 1
+            cursor_mark = tuple(rows[-1][p] for p in positions)
+            report(read, written, f"batch {batches}: up to {watermark} = {cursor_mark[0]}")
+        return {
+            "source": str(source),
+            "target": str(target),
+            "rows_read": read,
+            "rows_written": written,
+            "batches": batches,
+            "watermark": str(cursor_mark[0]) if cursor_mark else None,
+        }
+
+
+def upsert_sql(target: Table, names: list[str], key: list[str]) -> sql.Composed:
+    updates = [n for n in names if n not in key]
+    conflict = (
+        sql.SQL("DO UPDATE SET {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in updates
+            )
+        )
+        if updates
+        else sql.SQL("DO NOTHING")
+    )
+    return sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}").format(
+        target.ident,
+        sql.SQL(", ").join(map(sql.Identifier, names)),
+        sql.SQL(", ").join(sql.Placeholder() * len(names)),
+        sql.SQL(", ").join(map(sql.Identifier, key)),
+        conflict,
+    )
+
+
+def refresh_matview(url: str, name: str) -> dict:
+    """REFRESH MATERIALIZED VIEW CONCURRENTLY: readers keep the old rows meanwhile.
+
+    Changes: the view's rows. Undo: none (it is derived data; refresh again).
+    """
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            """SELECT n.nspname, c.relname,
+                      EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique
+                              AND i.indpred IS NULL)
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.oid = to_regclass(%s) AND c.relkind = 'm'""",
+            [name],
+        ).fetchone()
+        if row is None:
+            raise SyncError(f"Materialized view {name!r} does not exist.")
+        schema, view, has_unique = row
+        if not has_unique:
+            raise SyncError(
+                f"{schema}.{view} has no unique index, which REFRESH … CONCURRENTLY needs."
+            )
+        conn.execute(
+            sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(
+                sql.Identifier(schema, view)
+            )
+        )
+        rows = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, view))
+        ).fetchone()[0]
+    return {"view": f"{schema}.{view}", "rows": rows}
