@@ -75,7 +75,7 @@ def test_it_cancels_a_running_run_and_frees_its_lock(celery_worker, release_slow
 
 
 def test_it_cancels_a_queued_run_before_it_starts(transactional_db):
-    run = runner.start("test_ok", {}, "cli:test")  # no worker: it stays queued
+    run = Run.objects.create(name="test_ok", actor_name="x")  # queued, not sent to Celery
     runner.cancel(run, "cli:test")
     run.refresh_from_db()
     assert run.status == "cancelled" and run.attempt == 0
