@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
@@ -24,8 +25,16 @@ from .models import ACTIVE_STATUSES, FINISHED_STATUSES, Run, RunStatus
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 5.0
-LOST_AFTER_S = 60.0  # no heartbeat for this long: the worker is gone
+
+def heartbeat_s() -> float:
+    return float(getattr(settings, "RUN_HEARTBEAT_S", 5.0))
+
+
+def lost_after_s() -> float:
+    """No heartbeat for this long: the worker is gone."""
+    return float(getattr(settings, "RUN_LOST_AFTER_S", 60.0))
+
+
 PROGRESS_EVERY_S = 0.5
 LOG_TAIL_LINES = 200
 
@@ -235,7 +244,7 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         try:
-            while not self.stopped.wait(HEARTBEAT_S):
+            while not self.stopped.wait(heartbeat_s()):
                 self.beat()
         finally:
             connection.close()
@@ -251,17 +260,25 @@ class Heartbeat(threading.Thread):
             log.warning("heartbeat of run %s failed", self.ctx.run.pk, exc_info=True)
 
 
+class StillRunning(Exception):
+    """A delivery of a run whose heartbeat is fresh: its worker may still be alive."""
+
+
 def _claim(run_id: int) -> Run | None:
-    """Move the run to `running` for a new attempt; None when it must not run."""
+    """Move the run to `running` for a new attempt; None when it must not run.
+
+    Raises StillRunning when the run's heartbeat is fresh: a worker whose child
+    process died hands the task back at once, before the heartbeat goes stale.
+    """
     with transaction.atomic():
         run = Run.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.status in FINISHED_STATUSES:
             return None  # gone, or a duplicate delivery of a finished run
         now = timezone.now()
         if run.status == RunStatus.RUNNING:
-            fresh = run.heartbeat_at and (now - run.heartbeat_at).total_seconds() < LOST_AFTER_S / 2
-            if fresh:
-                return None  # another worker is still on it
+            silent_s = (now - run.heartbeat_at).total_seconds() if run.heartbeat_at else 1e9
+            if silent_s < lost_after_s():
+                raise StillRunning(run)
             _end_attempt(run, "lost", "worker stopped during this attempt", now)
             if run.attempt >= run.max_attempts:
                 _finish(run, RunStatus.LOST, "The worker died and no attempts are left.", now)
@@ -297,7 +314,13 @@ def _finish(run: Run, status: str, error: str, now, result: dict | None = None) 
 def execute(run_id: int) -> str:
     """Run one attempt of a run. Called by the Celery task only."""
     close_old_connections()
-    run = _claim(run_id)
+    try:
+        run = _claim(run_id)
+    except StillRunning as exc:
+        # Look again once the heartbeat would have gone stale: then this run resumes
+        # (a new attempt) if its worker died, or is found finished if it did not.
+        enqueue(exc.args[0], countdown=lost_after_s())
+        return "rechecking"
     if run is None:
         return "skipped"
     spec = registry.get(run.name)
@@ -320,7 +343,7 @@ def execute(run_id: int) -> str:
         outcome = _call(spec, ctx)
     finally:
         heartbeat.stopped.set()
-        heartbeat.join(timeout=HEARTBEAT_S * 2)
+        heartbeat.join(timeout=heartbeat_s() * 2)
         if lock_name:
             locks.release(lock_name, token)
         close_old_connections()
@@ -372,22 +395,32 @@ def _call(spec: registry.JobSpec, ctx: RunContext) -> str:
 
 
 def reap(now=None) -> list[int]:
-    """Close runs whose worker is gone: no heartbeat for LOST_AFTER_S (lost),
-    or still running past their hard timeout (timed out). Frees their locks."""
+    """Close runs whose worker is gone (no heartbeat for lost_after_s()): `timed_out`
+    when they had outlived their timeout (the hard limit killed them), else `lost`.
+    Frees their locks."""
     now = now or timezone.now()
     closed = []
     stale = Run.objects.filter(
-        status=RunStatus.RUNNING, heartbeat_at__lt=now - timedelta(seconds=LOST_AFTER_S)
+        status=RunStatus.RUNNING, heartbeat_at__lt=now - timedelta(seconds=lost_after_s())
     )
-    for run in stale:
+    for candidate in stale:
         with transaction.atomic():
-            run = Run.objects.select_for_update().get(pk=run.pk)
+            run = Run.objects.select_for_update().get(pk=candidate.pk)
             if run.status != RunStatus.RUNNING:
                 continue
-            _end_attempt(run, "lost", "no heartbeat: the worker stopped", now)
-            _finish(
-                run, RunStatus.LOST, "The worker stopped sending heartbeats; run marked lost.", now
+            overran = (
+                run.timeout_seconds
+                and run.started_at
+                and ((now - run.started_at).total_seconds() > run.timeout_seconds)
             )
+            if overran:
+                message = f"Killed past its {run.timeout_seconds} s timeout; no heartbeat since."
+                _end_attempt(run, "timed_out", message, now)
+                _finish(run, RunStatus.TIMED_OUT, message, now)
+            else:
+                message = "The worker stopped sending heartbeats; run marked lost."
+                _end_attempt(run, "lost", message, now)
+                _finish(run, RunStatus.LOST, message, now)
         spec = registry.JOBS.get(run.name)
         if spec and spec.exclusive:
             locks.release(spec.name, f"run:{run.pk}")

@@ -16,7 +16,8 @@ os.environ.setdefault("WAREHOUSES", "main=postgres://postgres@127.0.0.1:5432/ops
 from opsconsole.settings import *  # noqa: E402,F403
 from opsconsole.settings import DATABASES  # noqa: E402
 
-_RUN_ID = uuid.uuid4().hex[:8]
+# A worker subprocess started by a test passes its own id to get its own queue.
+_RUN_ID = os.environ.get("OPSCONSOLE_TEST_RUN_ID") or uuid.uuid4().hex[:8]
 CELERY_TASK_DEFAULT_QUEUE = f"tests-{_RUN_ID}"
 KEY_PREFIX = f"opsconsole-test-{_RUN_ID}:"
 
@@ -27,4 +28,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": os.path.join(tempfile.gettempdir(), f"opsconsole-test-{_RUN_ID}.sqlite3")
     }
+# Short heartbeats so that tests see a dead worker's run go stale in seconds.
+RUN_HEARTBEAT_S = 0.5
+RUN_LOST_AFTER_S = 3.0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

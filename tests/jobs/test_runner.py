@@ -108,6 +108,21 @@ def test_the_reaper_marks_a_dead_workers_run_lost_and_frees_its_lock(transaction
     assert locks.holder("test_slow") is None
 
 
+def test_the_reaper_marks_a_killed_overrunning_run_timed_out(transactional_db):
+    run = Run.objects.create(
+        name="test_ok",
+        actor_name="cli:test",
+        status="running",
+        attempt=1,
+        timeout_seconds=60,
+        started_at=timezone.now() - timedelta(minutes=10),
+        heartbeat_at=timezone.now() - timedelta(minutes=8),
+    )
+    runner.reap()
+    run.refresh_from_db()
+    assert run.status == "timed_out" and "60 s timeout" in run.error
+
+
 def test_a_redelivered_run_starts_a_new_attempt(transactional_db):
     run = Run.objects.create(
         name="test_ok",
@@ -124,7 +139,7 @@ def test_a_redelivered_run_starts_a_new_attempt(transactional_db):
     assert [a["outcome"] for a in run.attempts] == ["lost", "succeeded"]
 
 
-def test_a_duplicate_delivery_of_a_live_run_is_ignored(transactional_db):
+def test_a_duplicate_delivery_of_a_live_run_looks_again_later(transactional_db):
     run = Run.objects.create(
         name="test_ok",
         actor_name="cli:test",
@@ -132,7 +147,7 @@ def test_a_duplicate_delivery_of_a_live_run_is_ignored(transactional_db):
         attempt=1,
         heartbeat_at=timezone.now(),
     )
-    assert runner.execute(run.pk) == "skipped"
+    assert runner.execute(run.pk) == "rechecking"
     run.refresh_from_db()
     assert run.status == "running" and run.attempt == 1
 
