@@ -66,7 +66,7 @@ class Run(models.Model):
             models.Index(fields=["status", "-id"], name="run_status_id"),
             models.Index(fields=["kind", "-id"], name="run_kind_id"),
             models.Index(fields=["actor_name", "-id"], name="run_actor_id"),
-            models.Index(fields=["name", "status", "finished_at"], name="run_name_status_finished"),
+            models.Index(fields=["name", "status", "-id"], name="run_name_status_id"),
         ]
 
     def __str__(self) -> str:

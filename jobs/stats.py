@@ -45,9 +45,10 @@ def percentile(sorted_values: list[int], fraction: float) -> float | None:
 
 
 def _last_finished(name: str, statuses) -> datetime | None:
+    """When the newest run (by launch) with one of `statuses` finished."""
     return (
         Run.objects.filter(name=name, status__in=statuses)
-        .order_by("-finished_at")
+        .order_by("-id")
         .values_list("finished_at", flat=True)
         .first()
     )
@@ -82,3 +83,27 @@ def job_stats(name: str) -> JobStats:
         last_failure=_last_finished(name, failures),
         recent=recent,
     )
+
+
+def recent_summary(hours: int = 24) -> list[dict]:
+    """Per job over the last `hours`: runs, failures, last success — one grouped query."""
+    from datetime import timedelta
+
+    from django.db.models import Max, Q
+    from django.utils import timezone
+
+    since = timezone.now() - timedelta(hours=hours)
+    failed = [RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST]
+    rows = (
+        Run.objects.filter(created_at__gte=since)
+        .values("name")
+        .annotate(
+            runs=Count("id"),
+            failures=Count("id", filter=Q(status__in=failed)),
+            succeeded=Count("id", filter=Q(status=RunStatus.SUCCEEDED)),
+            last_success=Max("finished_at", filter=Q(status=RunStatus.SUCCEEDED)),
+            last_failure=Max("finished_at", filter=Q(status__in=failed)),
+        )
+        .order_by("name")
+    )
+    return list(rows)
