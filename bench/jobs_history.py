@@ -64,7 +64,7 @@ def fill() -> None:
                 actor_name, celery_task_id, cancel_requested, created_at, started_at,
                 finished_at, duration_ms)
             SELECT 'job', r.name, '{{"batch_size": 5000}}', r.status, 1, 3, '[]', 0, '',
-                   CASE WHEN r.status = 'succeeded' THEN '{{"rows_read": 1000}}' ELSE '{{}}' END,
+                   CASE WHEN r.status = 'succeeded' THEN '{{"rows_read": 1000}}' ELSE '{{}}' END::jsonb,
                    '', '', '', CASE WHEN r.g %% 3 = 0 THEN 'alice' ELSE 'schedule:' || r.name END,
                    '', false, r.ts, r.ts, r.ts + (200 + r.g %% 5000) * interval '1 ms',
                    200 + r.g %% 5000
