@@ -15,7 +15,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from opsconsole import audit
@@ -94,28 +94,36 @@ def start(
 
     # One transaction (one commit) for the run and its audit event; Celery gets
     # the run only once both are committed.
-    with (
-        transaction.atomic(),
-        audit.record(
-            actor, "job.start", name, ip_address=ip_address, params=params, kind=spec.kind
-        ) as event,
-    ):
-        run = Run.objects.create(
-            kind=spec.kind,
-            name=name,
-            params=params,
-            max_attempts=spec.max_attempts,
-            timeout_seconds=spec.soft_timeout,
-            actor=actor if not isinstance(actor, str | None) else None,
-            actor_name=audit.actor_label(actor),
-            request_key=request_key,
-            retry_of=retry_of,
-        )
-        run.celery_task_id = task_id_for(run, 1)
-        run.save(update_fields=["celery_task_id"])
-        event.run = run
-        event.params["run_id"] = run.pk
-        transaction.on_commit(lambda: enqueue(run))
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                kind=spec.kind,
+                name=name,
+                params=params,
+                max_attempts=spec.max_attempts,
+                timeout_seconds=spec.soft_timeout,
+                actor=actor if not isinstance(actor, str | None) else None,
+                actor_name=audit.actor_label(actor),
+                request_key=request_key,
+                retry_of=retry_of,
+                celery_task_id="",
+            )
+            run.celery_task_id = task_id_for(run, 1)
+            run.save(update_fields=["celery_task_id"])
+            audit.write(
+                actor,
+                "job.start",
+                name,
+                ip_address=ip_address,
+                run=run,
+                params={"params": params, "kind": spec.kind, "run_id": run.pk},
+            )
+            transaction.on_commit(lambda: enqueue(run))
+    except IntegrityError:
+        # Two submits of one form raced past the check above: the first one won.
+        if request_key and (existing := Run.objects.filter(request_key=request_key).first()):
+            return existing
+        raise
     return run
 
 
@@ -212,6 +220,11 @@ class RunContext:
         self._dirty = True
         self.flush()
         self.check()
+
+    def checkpoint(self, **state) -> None:
+        """Commit `state` into the run's result now, so a new attempt can resume from it."""
+        self.run.result = {**self.run.result, **state}
+        Run.objects.filter(pk=self.run.pk).update(result=self.run.result)
 
     def log(self, line: str) -> None:
         stamp = timezone.now().strftime("%H:%M:%S")
