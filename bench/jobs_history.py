@@ -64,7 +64,8 @@ def fill() -> None:
                 actor_name, celery_task_id, cancel_requested, created_at, started_at,
                 finished_at, duration_ms)
             SELECT 'job', r.name, '{{"batch_size": 5000}}', r.status, 1, 3, '[]', 0, '',
-                   CASE WHEN r.status = 'succeeded' THEN '{{"rows_read": 1000}}' ELSE '{{}}' END::jsonb,
+                   CASE WHEN r.status = 'succeeded' THEN '{{"rows_read": 1000}}'
+                        ELSE '{{}}' END::jsonb,
                    '', '', '', CASE WHEN r.g %% 3 = 0 THEN 'alice' ELSE 'schedule:' || r.name END,
                    '', false, r.ts, r.ts, r.ts + (200 + r.g %% 5000) * interval '1 ms',
                    200 + r.g %% 5000
@@ -72,7 +73,7 @@ def fill() -> None:
                 SELECT g,
                        CASE WHEN g %% 10 = 0 THEN 'big_job'
                             ELSE 'job_' || lpad((1 + g %% {JOBS - 1})::text, 2, '0') END AS name,
-                       ({statuses})[1 + g %% {len(STATUSES)}] AS status,
+                       ({statuses})[1 + (g / 10) %% {len(STATUSES)}] AS status,
                        now() - (%s - g) * interval '30 seconds' AS ts
                 FROM generate_series(0, %s - 1) AS g
             ) AS r

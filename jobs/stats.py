@@ -45,13 +45,22 @@ def percentile(sorted_values: list[int], fraction: float) -> float | None:
 
 
 def _last_finished(name: str, statuses) -> datetime | None:
-    """When the newest run (by launch) with one of `statuses` finished."""
-    return (
-        Run.objects.filter(name=name, status__in=statuses)
-        .order_by("-id")
-        .values_list("finished_at", flat=True)
-        .first()
-    )
+    """When the newest run (by launch) with one of `statuses` finished.
+
+    One index probe per status on (name, status, -id): an IN list would make
+    PostgreSQL walk the whole primary key backwards for a job that never failed.
+    """
+    newest = [
+        row
+        for status in statuses
+        if (
+            row := Run.objects.filter(name=name, status=status)
+            .order_by("-id")
+            .values_list("id", "finished_at")
+            .first()
+        )
+    ]
+    return max(newest)[1] if newest else None
 
 
 def job_stats(name: str) -> JobStats:
