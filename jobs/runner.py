@@ -19,6 +19,7 @@ from django.db import IntegrityError, close_old_connections, connection, transac
 from django.utils import timezone
 
 from opsconsole import audit
+from opsconsole.roles import has_role
 
 from . import locks, registry
 from .models import ACTIVE_STATUSES, FINISHED_STATUSES, Run, RunStatus
@@ -85,6 +86,8 @@ def start(
     spec = registry.get(name)
     if request_key and (existing := Run.objects.filter(request_key=request_key).first()):
         return existing
+    if not isinstance(actor, str | None) and not has_role(actor, spec.role):
+        raise LaunchRefused(f"{name} needs the {spec.role} role.")
     try:
         params = spec.clean_params(params)
     except forms.ValidationError as exc:

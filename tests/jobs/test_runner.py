@@ -199,3 +199,9 @@ def test_a_broker_outage_fails_the_launch_with_the_reason(transactional_db):
     run.refresh_from_db()
     assert run.status == "failed"
     assert run.error.startswith("Could not enqueue (is the broker up?)")
+
+
+def test_it_refuses_a_user_below_the_jobs_role(transactional_db, make_user):
+    with pytest.raises(runner.LaunchRefused, match="needs the operator role"):
+        runner.start("test_ok", {}, make_user("viewer"))
+    assert not Run.objects.exists()
