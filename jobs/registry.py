@@ -57,22 +57,30 @@ class JobSpec:
 
     def clean_params(self, params: dict | None) -> dict:
         """Validate parameters with the job's form; raises forms.ValidationError."""
-        params = dict(params or {})
-        if self.form is None:
-            return params
-        # Fields left out take the form's initial values, as the launch page shows them.
-        defaults = {
-            name: field.initial
-            for name, field in self.form.base_fields.items()
-            if field.initial is not None and not callable(field.initial)
-        }
-        form = self.form(data={**defaults, **params})
-        if not form.is_valid():
-            raise forms.ValidationError(
-                [f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()]
-            )
-        cleaned = {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
-        return json.loads(json.dumps(cleaned, default=str))
+        return clean_with_form(self.form, params)
+
+
+def clean_with_form(form_class: type[forms.Form] | None, params: dict | None) -> dict:
+    """Validate `params` with `form_class` into JSON-ready values.
+
+    Fields left out take the form's initial values, as a page would show them;
+    raises forms.ValidationError with one "field: problem" message per field.
+    """
+    params = dict(params or {})
+    if form_class is None:
+        return params
+    defaults = {
+        name: field.initial
+        for name, field in form_class.base_fields.items()
+        if field.initial is not None and not callable(field.initial)
+    }
+    form = form_class(data={**defaults, **params})
+    if not form.is_valid():
+        raise forms.ValidationError(
+            [f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()]
+        )
+    cleaned = {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
+    return json.loads(json.dumps(cleaned, default=str))
 
 
 JOBS: dict[str, JobSpec] = {}

@@ -5,19 +5,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0001_initial'),
+        ("jobs", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='run',
-            name='run_name_status_finished',
+            model_name="run",
+            name="run_name_status_finished",
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['name', 'status', '-id'], name='run_name_status_id'),
+            model_name="run",
+            index=models.Index(fields=["name", "status", "-id"], name="run_name_status_id"),
         ),
     ]
