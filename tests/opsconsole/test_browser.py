@@ -1,11 +1,11 @@
 import pytest
 
-from tests.browser import log_in, page  # noqa: F401
+from tests.browser import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_it_logs_in_sees_the_dashboard_opens_audit_and_logs_out(page, make_user):  # noqa: F811
+def test_it_logs_in_sees_the_dashboard_opens_audit_and_logs_out(page, make_user):
     user = make_user("viewer", username="browser-viewer")
     log_in(page, user.username, "pw-for-tests-1")
     page.wait_for_selector("h1:has-text('Dashboard')")
