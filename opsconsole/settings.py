@@ -166,7 +166,13 @@ CACHE_TARGETS = _named_urls("CACHE_TARGETS", "main=redis://127.0.0.1:6379/1")
 WAREHOUSES = _named_urls("WAREHOUSES", "main=postgres://postgres@127.0.0.1:5432/opsconsole_demo")
 # Prefix for the console's own keys in the broker's Redis (locks, markers).
 KEY_PREFIX = env("KEY_PREFIX", default="opsconsole:")
+# Warmers (by name) that every worker runs once when it starts.
+CACHE_WARM_ON_STARTUP = env.list("CACHE_WARM_ON_STARTUP", default=[])
 SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)
+# /metrics: with a token, scrapers send "Authorization: Bearer <token>"; without one,
+# only these addresses may scrape.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
 READYZ_REQUIRE_WORKER = env.bool("READYZ_REQUIRE_WORKER", default=True)
 
 # --- Celery -------------------------------------------------------------------

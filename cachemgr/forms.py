@@ -1,0 +1,144 @@
+"""Forms: validation and the messages operators read."""
+
+import uuid
+
+from django import forms
+
+from . import registry, targets
+from .services import invalidation, keys
+
+
+def target_choices():
+    return [(name, name) for name in targets.names()]
+
+
+class TargetField(forms.ChoiceField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("choices", target_choices)
+        kwargs.setdefault("error_messages", {"invalid_choice": "Unknown cache target %(value)s."})
+        super().__init__(**kwargs)
+
+
+class OnceForm(forms.Form):
+    """Carries a one-time key: a double-submitted form acts once."""
+
+    request_key = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["request_key"].initial = uuid.uuid4().hex
+
+
+class KeyField(forms.CharField):
+    """A key sent as hex, so binary names and glob specials arrive intact."""
+
+    widget = forms.HiddenInput
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        try:
+            return keys.key_from_hex(value)
+        except ValueError:
+            raise forms.ValidationError("That key reference is not valid hex.") from None
+
+
+class KeySearchForm(forms.Form):
+    target = TargetField(required=False)
+    pattern = forms.CharField(required=False, max_length=invalidation.MAX_PATTERN)
+    cursor = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+    def clean_pattern(self):
+        pattern = self.cleaned_data["pattern"] or "*"
+        try:
+            invalidation.check_pattern(pattern)
+        except invalidation.BadPattern as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return pattern
+
+
+class KeyForm(OnceForm):
+    target = TargetField()
+    key = KeyField()
+
+
+class TTLForm(KeyForm):
+    seconds = forms.IntegerField(
+        required=False, min_value=1, max_value=10 * 365 * 86400, help_text="Empty clears the TTL."
+    )
+
+
+class InvalidateKeyForm(OnceForm):
+    target = TargetField()
+    key = forms.CharField(max_length=10_000, strip=False, help_text="The exact key name.")
+
+
+class PatternForm(forms.Form):
+    target = TargetField()
+    pattern = forms.CharField(max_length=invalidation.MAX_PATTERN, strip=False)
+
+    def clean_pattern(self):
+        pattern = self.cleaned_data["pattern"]
+        try:
+            invalidation.check_pattern(pattern)
+        except invalidation.BadPattern as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return pattern
+
+
+class ConfirmPatternForm(PatternForm, OnceForm):
+    confirm = forms.CharField(required=False, strip=False)
+
+
+class TagForm(OnceForm):
+    target = TargetField()
+    tag = forms.CharField(max_length=500)
+
+
+class NamespaceForm(OnceForm):
+    target = TargetField()
+    namespace = forms.RegexField(
+        regex=r"^[^:\s]+$",
+        max_length=200,
+        error_messages={"invalid": "A namespace is a name without ':' or spaces."},
+    )
+    confirm = forms.CharField(required=False, help_text="Type the namespace to confirm.")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("namespace") and data.get("confirm") != data.get("namespace"):
+            self.add_error("confirm", "Type the namespace's name exactly to confirm.")
+        return data
+
+
+def warmer_choices():
+    return [(name, name) for name in sorted(registry.WARMERS)]
+
+
+class WarmForm(OnceForm):
+    target = TargetField()
+    warmer = forms.ChoiceField(choices=warmer_choices)
+    limit = forms.IntegerField(required=False, min_value=1, help_text="Empty warms everything.")
+
+
+# --- job parameter forms (what the runner validates) ---------------------------
+
+
+class InvalidatePatternJobForm(PatternForm):
+    estimated_keys = forms.IntegerField(required=False, min_value=0)
+    approval = forms.CharField(
+        help_text="Signed by the preview: a pattern invalidation starts from its own page."
+    )
+
+    def clean(self):
+        data = super().clean()
+        if {"target", "pattern", "approval"} <= data.keys() and not (
+            invalidation.approval_is_valid(data["approval"], data["target"], data["pattern"])
+        ):
+            raise forms.ValidationError("Start pattern invalidations from the Invalidate page.")
+        return data
+
+
+class WarmJobForm(forms.Form):
+    target = TargetField()
+    warmer = forms.ChoiceField(choices=warmer_choices)
+    limit = forms.IntegerField(required=False, min_value=1)

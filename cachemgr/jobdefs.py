@@ -1,0 +1,83 @@
+"""The cache manager's long actions (jobs) and its per-minute beat task."""
+
+from jobs.registry import job
+from jobs.schedules import periodic
+
+from . import registry, targets
+from .forms import InvalidatePatternJobForm, WarmJobForm
+from .services import invalidation, warming
+
+registry.discover()  # warmers modules: scheduled warmers become jobs below
+
+periodic(
+    "cachemgr: stats snapshot",
+    "cachemgr.snapshot_stats",
+    60,
+    "Stores each cache target's INFO figures for the history charts, refreshes namespace "
+    "discovery, and prunes snapshots older than 30 days.",
+)
+
+
+def _actor(ctx):
+    return ctx.run.actor or ctx.run.actor_name
+
+
+@job(
+    invalidation.JOB_NAME,
+    kind="cache",
+    form=InvalidatePatternJobForm,
+    soft_timeout=3600,
+    listed=False,
+)
+def invalidate_pattern(ctx, params):
+    """Delete every key matching a glob pattern (SCAN + pipelined UNLINK)."""
+    estimate = params.get("estimated_keys") or None
+
+    def progress(figures):
+        total = max(estimate, figures["deleted"]) if estimate else None
+        ctx.progress(
+            figures["deleted"],
+            total,
+            f"{figures['deleted']:,} deleted · {figures['rounds']:,} SCAN rounds · "
+            f"{figures['rate']:,} keys/s",
+        )
+
+    ctx.log(f"invalidating {params['pattern']!r} on {params['target']}")
+    figures = invalidation.invalidate_pattern(
+        params["target"], params["pattern"], _actor(ctx), run=ctx.run, progress=progress
+    )
+    ctx.log(f"deleted {figures['deleted']:,} keys in {figures['seconds']} s")
+    return figures
+
+
+@job(warming.JOB_NAME, kind="cache", form=WarmJobForm, soft_timeout=3600)
+def warm(ctx, params):
+    """Run a cache warmer: write what it yields into its namespace."""
+
+    def progress(figures):
+        ctx.progress(figures["written"], params.get("limit"), f"{figures['written']:,} written")
+
+    figures = warming.warm(
+        params["target"],
+        params["warmer"],
+        _actor(ctx),
+        limit=params.get("limit"),
+        run=ctx.run,
+        progress=progress,
+    )
+    ctx.log(f"wrote {figures['written']:,} keys in {figures['seconds']} s")
+    return figures
+
+
+for spec in registry.WARMERS.values():
+    if spec.schedule is not None and targets.names():
+        job(
+            f"{warming.JOB_NAME}.{spec.name}",
+            kind="cache",
+            form=WarmJobForm,
+            soft_timeout=3600,
+            exclusive=True,
+            schedule=spec.schedule,
+            schedule_params={"target": targets.default(), "warmer": spec.name},
+            description=f"Warm {spec.namespace} on {targets.default()} ({spec.description})",
+        )(warm)

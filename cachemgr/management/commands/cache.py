@@ -1,0 +1,190 @@
+"""The CLI twin of the cache pages: the same services, the same audit events.
+
+    manage.py cache stats [--target main] [--json]
+    manage.py cache keys 'user_profile:*' [--cursor N] [--json]
+    manage.py cache invalidate --pattern 'user_profile:v1:*' [--yes] [--no-wait] [--json]
+    manage.py cache invalidate --key K | --tag T | --namespace NS [--yes]
+    manage.py cache warm user_profile [--limit 100] [--no-wait] [--json]
+
+`--yes` stands in for the typed confirmation the pages ask for.
+"""
+
+import getpass
+import json
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from jobs import runner
+from jobs.models import Run
+
+from ... import registry, targets
+from ...services import invalidation, keys, stats, warming
+
+QUEUED_HINT_S = 30
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, indent=2, default=str)
+
+
+class Command(BaseCommand):
+    help = "Cache targets: stats, keys, invalidate, warm (see --help of each)."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+
+        def common(p):
+            p.add_argument("--target", default=None, help="cache target (default: the first)")
+            p.add_argument("--json", action="store_true")
+            return p
+
+        common(sub.add_parser("stats", help="INFO figures, namespaces, slow log"))
+        found = common(sub.add_parser("keys", help="one page of keys matching a pattern (SCAN)"))
+        found.add_argument("pattern", nargs="?", default="*")
+        found.add_argument("--cursor", type=int, default=0)
+        found.add_argument("--page-size", type=int, default=50)
+        inv = common(sub.add_parser("invalidate", help="delete a key, pattern, tag or namespace"))
+        what = inv.add_mutually_exclusive_group(required=True)
+        what.add_argument("--key")
+        what.add_argument("--pattern")
+        what.add_argument("--tag")
+        what.add_argument("--namespace")
+        inv.add_argument("--yes", action="store_true", help="confirm without typing")
+        inv.add_argument("--no-wait", action="store_true", help="print the run id and return")
+        warm = common(sub.add_parser("warm", help="run a registered warmer"))
+        warm.add_argument("warmer", nargs="?", help="omit to list the warmers")
+        warm.add_argument("--limit", type=int, default=None)
+        warm.add_argument("--no-wait", action="store_true")
+
+    def handle(self, *args, action, **options):
+        self.as_json = options["json"]
+        self.actor = f"cli:{getpass.getuser()}"
+        target = options["target"] or targets.default()
+        try:
+            targets.url(target)
+            getattr(self, f"do_{action}")(target, options)
+        except (targets.UnknownTarget, targets.TargetUnavailable) as exc:
+            raise CommandError(str(exc)) from None
+        except (invalidation.BadPattern, registry.UnknownWarmer, runner.LaunchRefused) as exc:
+            raise CommandError(str(exc)) from None
+
+    def emit(self, value, text: str) -> None:
+        self.stdout.write(_dumps(value) if self.as_json else text)
+
+    # --- reading -----------------------------------------------------------------
+
+    def do_stats(self, target: str, options) -> None:
+        server = stats.server_stats(target)
+        found = stats.namespaces(target)
+        if found is None:  # nothing cached yet: a command may wait for the bounded sample
+            stats.refresh_namespaces(target)
+            found = stats.namespaces(target)
+        lines = [
+            f"{target} {server['url']}  Redis {server['version']}  up {server['uptime_s']} s",
+            f"hit rate {_pct(server['hit_rate'])}  ops/s {server['ops_per_sec']:.0f}  "
+            f"clients {server['connected_clients']}  keys {server['keys']:,}",
+            f"memory {server['used_memory']:,} B (peak {server['used_memory_peak']:,}, max "
+            f"{server['maxmemory'] or 'none'}, {server['maxmemory_policy']})  "
+            f"evicted {server['evicted_keys']:,}  expired {server['expired_keys']:,}",
+            f"namespaces (sample of {found['scanned']:,} keys):",
+        ]
+        for row in found["namespaces"]:
+            lines.append(
+                f"  {row['namespace']:<24} {row['keys']:>10,} keys {row['memory']:>12,} B  "
+                f"hit rate {_pct(row['hit_rate'])}"
+            )
+        self.emit({"server": server, "namespaces": found}, "\n".join(lines))
+
+    def do_keys(self, target: str, options) -> None:
+        invalidation.check_pattern(options["pattern"])
+        page = keys.search(target, options["pattern"], options["cursor"], options["page_size"])
+        lines = [f"{r['key']}\t{r['type']}\t{r['ttl']}\t{r['size']}" for r in page["keys"]]
+        lines.append("(end)" if page["done"] else f"(more: --cursor {page['cursor']})")
+        self.emit(page, "\n".join(lines))
+
+    # --- changing ----------------------------------------------------------------
+
+    def do_invalidate(self, target: str, options) -> None:
+        if options["key"] is not None:
+            deleted = invalidation.invalidate_key(target, options["key"], self.actor)
+            return self.emit({"deleted": deleted}, f"{deleted} key deleted.")
+        if options["tag"] is not None:
+            deleted = invalidation.invalidate_tag(target, options["tag"], self.actor)
+            return self.emit({"deleted": deleted}, f"{deleted:,} tagged keys deleted.")
+        if options["namespace"] is not None:
+            if not options["yes"]:
+                raise CommandError("A namespace bump needs --yes (the page asks to type it).")
+            versions = invalidation.bump_namespace(target, options["namespace"], self.actor)
+            return self.emit(
+                versions,
+                f"{options['namespace']}: v{versions['old_version']} → v{versions['new_version']}.",
+            )
+        return self.invalidate_pattern(target, options)
+
+    def invalidate_pattern(self, target: str, options) -> None:
+        try:
+            run = invalidation.start_pattern_invalidation(
+                target, options["pattern"], self.actor, assume_yes=options["yes"]
+            )
+        except invalidation.ConfirmationNeeded as exc:
+            preview = exc.preview
+            if self.as_json:
+                self.stdout.write(_dumps({"preview": preview.as_dict(), "started": False}))
+            else:
+                self.stdout.write(
+                    f"≈ {preview.estimated_keys:,} keys (≈ {preview.estimated_bytes:,} B) match;"
+                    f" first: {', '.join(preview.first_matches[:5])}"
+                )
+            raise CommandError("This needs confirmation: re-run with --yes.") from None
+        self.follow(run, options["no_wait"])
+
+    def do_warm(self, target: str, options) -> None:
+        if not options["warmer"]:
+            rows = [
+                {"name": w.name, "namespace": w.namespace, "description": w.description}
+                for w in registry.WARMERS.values()
+            ]
+            text = "\n".join(
+                f"{r['name']:<20} {r['namespace']:<20} {r['description']}" for r in rows
+            )
+            return self.emit(rows, text)
+        run = warming.start_warm(target, options["warmer"], self.actor, limit=options["limit"])
+        self.follow(run, options["no_wait"])
+
+    def follow(self, run: Run, no_wait: bool) -> None:
+        """Print the run's progress until it ends (unless --no-wait); exit 1 if it failed."""
+        if not no_wait:
+            started = time.monotonic()
+            hinted = False
+            while run.is_active:
+                time.sleep(0.5)
+                run.refresh_from_db()
+                if not self.as_json:
+                    self.stderr.write(
+                        f"\r#{run.pk} {run.status}: {run.progress_message}", ending=""
+                    )
+                waited = time.monotonic() - started
+                if not hinted and run.status == "queued" and waited > QUEUED_HINT_S:
+                    self.stderr.write("\nStill queued: is a Celery worker running?")
+                    hinted = True
+            if not self.as_json:
+                self.stderr.write("")
+        summary = {
+            "run_id": run.pk,
+            "status": run.status,
+            "result": run.result,
+            "error": run.error,
+        }
+        text = f"run #{run.pk} {run.status}"
+        if run.result:
+            text += " " + json.dumps(run.result, default=str)
+        if run.error:
+            text += f"\n{run.error}"
+        self.emit(summary, text)
+        if run.status not in ("succeeded", "queued", "running"):
+            raise CommandError(f"Run #{run.pk} ended {run.status}.")
+
+
+def _pct(rate) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f} %"

@@ -1,0 +1,26 @@
+"""What the cache manager keeps: one stats snapshot per target per minute (the history charts)."""
+
+from django.db import models
+
+
+class StatsSnapshot(models.Model):
+    target = models.CharField(max_length=100)
+    taken_at = models.DateTimeField(db_index=True)
+    hit_rate = models.FloatField(null=True, blank=True)  # since the previous snapshot
+    keyspace_hits = models.BigIntegerField(default=0)
+    keyspace_misses = models.BigIntegerField(default=0)
+    used_memory = models.BigIntegerField(default=0)
+    used_memory_peak = models.BigIntegerField(default=0)
+    maxmemory = models.BigIntegerField(default=0)
+    ops_per_sec = models.FloatField(default=0)
+    evicted_keys = models.BigIntegerField(default=0)  # counter since Redis started
+    expired_keys = models.BigIntegerField(default=0)
+    keys = models.BigIntegerField(default=0)
+    connected_clients = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["-taken_at"]
+        indexes = [models.Index(fields=["target", "-taken_at"], name="cache_snapshot_target_time")]
+
+    def __str__(self) -> str:
+        return f"{self.target} at {self.taken_at:%Y-%m-%d %H:%M}"

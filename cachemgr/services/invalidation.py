@@ -1,0 +1,486 @@
+"""Invalidation: one key, a glob pattern, a tag, or a whole namespace (version bump).
+
+A pattern is previewed first (a sampled estimate of keys and memory plus the first
+matches), confirmed by typing, then deleted by a job that pipelines `SCAN … COUNT n`
+with `UNLINK` batches: Redis never blocks on more than one small batch.
+"""
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.core import signing
+
+from opsconsole import audit
+
+from .. import conf, targets
+from ..client import Cache
+from .keys import show
+
+GLOB_SPECIALS = b"[]?*\\"
+MAX_PATTERN = 1000
+FIRST_MATCHES = 20
+MEMORY_SAMPLES = 200
+APPROVAL_SALT = "cachemgr.invalidate_pattern"
+APPROVAL_MAX_AGE_S = 3600
+JOB_NAME = "cache.invalidate_pattern"
+
+
+class BadPattern(ValueError):
+    pass
+
+
+class ConfirmationNeeded(Exception):
+    def __init__(self, errors: list[str], preview: "Preview"):
+        super().__init__(" ".join(errors))
+        self.errors, self.preview = errors, preview
+
+
+# --- glob patterns -------------------------------------------------------------
+
+
+def escape_glob(key: bytes | str) -> bytes:
+    """A pattern matching exactly `key`: each of [ ] ? * \\ gets a backslash."""
+    raw = key.encode() if isinstance(key, str) else key
+    return b"".join(b"\\" + bytes([c]) if c in GLOB_SPECIALS else bytes([c]) for c in raw)
+
+
+def _tokens(pattern: bytes) -> Iterator[tuple[str, Any]]:
+    """Parse a Redis glob into ("any"|"one"|"literal"|"class", value) tokens."""
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == ord("*"):
+            yield "any", None
+        elif c == ord("?"):
+            yield "one", None
+        elif c == ord("\\"):
+            if i + 1 >= len(pattern):
+                raise BadPattern("The pattern ends with a lone backslash (escape what?).")
+            i += 1
+            yield "literal", pattern[i]
+        elif c == ord("["):
+            i, item = _class(pattern, i + 1)
+            yield "class", item
+        else:
+            yield "literal", c
+        i += 1
+
+
+def _class(pattern: bytes, i: int) -> tuple[int, tuple[bool, list[tuple[int, int]]]]:
+    negate = i < len(pattern) and pattern[i] == ord("^")
+    i += negate
+    items: list[tuple[int, int]] = []
+    while i < len(pattern) and pattern[i] != ord("]"):
+        c = pattern[i]
+        if c == ord("\\") and i + 1 < len(pattern):
+            i += 1
+            c = pattern[i]
+        if i + 2 < len(pattern) and pattern[i + 1] == ord("-") and pattern[i + 2] != ord("]"):
+            low, high = sorted((c, pattern[i + 2]))
+            items.append((low, high))
+            i += 3
+            continue
+        items.append((c, c))
+        i += 1
+    if i >= len(pattern):
+        raise BadPattern("The pattern has a '[' without its closing ']' (escape it as \\[).")
+    return i, (negate, items)
+
+
+def check_pattern(pattern: str) -> bytes:
+    """The pattern as bytes, or BadPattern with a message an operator can act on."""
+    if not pattern:
+        raise BadPattern("Enter a pattern, e.g. user_profile:v1:*.")
+    if len(pattern) > MAX_PATTERN:
+        raise BadPattern(f"The pattern is longer than {MAX_PATTERN} characters.")
+    if any(ch in pattern for ch in "\r\n\x00"):
+        raise BadPattern("The pattern contains a line break or NUL character.")
+    raw = pattern.encode()
+    list(_tokens(raw))
+    return raw
+
+
+def matches_everything(pattern: str) -> bool:
+    """True when the pattern has no literal character: `*`, `**`, `?*`, `[a-z]*`… all sweep
+    (nearly) the whole keyspace, so they get the admin-only, type-the-target treatment."""
+    return all(kind != "literal" for kind, _ in _tokens(check_pattern(pattern)))
+
+
+def glob_regex(pattern: str) -> re.Pattern[bytes]:
+    """Redis' glob semantics (stringmatchlen) as a bytes regex, to match a sample locally."""
+    out = []
+    for kind, value in _tokens(check_pattern(pattern)):
+        if kind == "any":
+            out.append(b".*")
+        elif kind == "one":
+            out.append(b".")
+        elif kind == "literal":
+            out.append(re.escape(bytes([value])))
+        else:
+            negate, items = value
+            ranges = b"".join(
+                re.escape(bytes([lo])) + (b"-" + re.escape(bytes([hi])) if hi != lo else b"")
+                for lo, hi in items
+            )
+            out.append(b"[" + (b"^" if negate else b"") + ranges + b"]" if items else b"(?!)")
+    return re.compile(b"".join(out), re.DOTALL)
+
+
+# --- preview -------------------------------------------------------------------
+
+
+@dataclass
+class Preview:
+    target: str
+    pattern: str
+    total_keys: int
+    sampled: int
+    sample_matches: int
+    estimated_keys: int
+    estimated_bytes: int
+    exact: bool
+    matches_everything: bool
+    first_matches: list[str] = field(default_factory=list)
+
+    @property
+    def needs_typed_confirmation(self) -> bool:
+        return self.matches_everything or self.estimated_keys > conf.get("CACHE_CONFIRM_ABOVE")
+
+    @property
+    def confirmation_word(self) -> str:
+        """What the operator must type: the target's name for a match-all, else the pattern."""
+        return self.target if self.matches_everything else self.pattern
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "needs_typed_confirmation": self.needs_typed_confirmation}
+
+
+def preview_pattern(target: str, pattern: str, sample: int | None = None) -> Preview:
+    """Estimate what `invalidate_pattern` would delete, changing nothing (the dry run).
+
+    Reads up to `sample` keys from cursor 0 (hash order, so a uniform sample), matches
+    them locally, scales by DBSIZE; exact when the sample covers the whole keyspace."""
+    sample = sample or conf.get("CACHE_PREVIEW_SAMPLE")
+    regex = glob_regex(pattern)
+    everything = matches_everything(pattern)
+    client = targets.connect(target)
+    try:
+        total = int(client.dbsize())
+        cursor, scanned, matched = 0, 0, []
+        while True:
+            cursor, keys = client.scan(cursor, count=5000)
+            scanned += len(keys)
+            matched.extend(k for k in keys if regex.fullmatch(k))
+            if cursor == 0 or scanned >= sample:
+                break
+        exact = cursor == 0
+        first = matched[:FIRST_MATCHES]
+        if len(first) < FIRST_MATCHES and not exact:
+            first += _more_matches(client, pattern, FIRST_MATCHES - len(first), set(first))
+        sizes = _sizes(client, matched[:MEMORY_SAMPLES])
+    except targets.REDIS_FAULTS as exc:
+        raise targets.unavailable(target, exc) from exc
+    estimate = len(matched) if exact else round(len(matched) * total / max(1, scanned))
+    mean = sum(sizes) / len(sizes) if sizes else 0
+    return Preview(
+        target=target,
+        pattern=pattern,
+        total_keys=total,
+        sampled=scanned,
+        sample_matches=len(matched),
+        estimated_keys=estimate,
+        estimated_bytes=round(mean * estimate),
+        exact=exact,
+        matches_everything=everything,
+        first_matches=[show(k) for k in first],
+    )
+
+
+def _more_matches(client, pattern: str, wanted: int, seen: set[bytes]) -> list[bytes]:
+    more: list[bytes] = []
+    cursor = 0
+    for _ in range(20):  # bounded: a rare pattern may show fewer than 20
+        cursor, keys = client.scan(cursor, match=pattern, count=5000)
+        more += [k for k in keys if k not in seen][: wanted - len(more)]
+        if cursor == 0 or len(more) >= wanted:
+            break
+    return more
+
+
+def _sizes(client, keys: list[bytes]) -> list[int]:
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key)
+    return [size for size in pipe.execute() if size]
+
+
+def confirmation_errors(preview: Preview, confirm: str, is_admin: bool) -> list[str]:
+    """Why this invalidation may not start yet (empty when it may)."""
+    if preview.matches_everything:
+        errors = []
+        if not is_admin:
+            errors.append("Only an admin may invalidate a pattern that matches every key.")
+        if confirm != preview.target:
+            errors.append("This pattern matches every key: type the target's name to confirm.")
+        return errors
+    if preview.needs_typed_confirmation and confirm != preview.pattern:
+        return [
+            f"This deletes about {preview.estimated_keys:,} keys: "
+            "type the pattern exactly to confirm."
+        ]
+    return []
+
+
+def approval_for(target: str, pattern: str) -> str:
+    """A signed note that the preview and confirmation passed (the job checks it)."""
+    return signing.dumps({"target": target, "pattern": pattern}, salt=APPROVAL_SALT)
+
+
+def approval_is_valid(approval: str, target: str, pattern: str) -> bool:
+    try:
+        note = signing.loads(approval, salt=APPROVAL_SALT, max_age=APPROVAL_MAX_AGE_S)
+    except signing.BadSignature:
+        return False
+    return note == {"target": target, "pattern": pattern}
+
+
+def start_pattern_invalidation(
+    target: str,
+    pattern: str,
+    actor: audit.Actor,
+    *,
+    confirm: str = "",
+    is_admin: bool = False,
+    assume_yes: bool = False,
+    request_key: str | None = None,
+    ip_address: str | None = None,
+):
+    """Preview, enforce the typed confirmation, then start the deleting job (a Run).
+
+    `assume_yes` (the CLI's --yes) stands in for typing. Raises ConfirmationNeeded,
+    BadPattern, targets.UnknownTarget / TargetUnavailable, or runner.LaunchRefused."""
+    from jobs import runner
+    from jobs.models import Run
+
+    if request_key and (already := Run.objects.filter(request_key=request_key).first()):
+        return already  # a double-submitted form: the run it started the first time
+    targets.url(target)
+    preview = preview_pattern(target, pattern)
+    if not assume_yes and (errors := confirmation_errors(preview, confirm, is_admin)):
+        raise ConfirmationNeeded(errors, preview)
+    params = {
+        "target": target,
+        "pattern": pattern,
+        "estimated_keys": preview.estimated_keys,
+        "approval": approval_for(target, pattern),
+    }
+    return runner.start(JOB_NAME, params, actor, request_key=request_key, ip_address=ip_address)
+
+
+# --- deleting ------------------------------------------------------------------
+
+
+def scan_unlink(
+    client: redis.Redis, pattern: str | bytes, count: int, batch: int
+) -> Iterator[tuple[int, int]]:
+    """Delete every key matching `pattern`. Each round trip is one pipeline holding the
+    UNLINKs for the previous SCAN's keys and the next SCAN. Yields (matched, deleted)
+    per round trip."""
+    cursor, pending, scanning = 0, [], True
+    while scanning or pending:
+        pipe = client.pipeline(transaction=False)
+        unlinks = 0
+        for start in range(0, len(pending), batch):
+            pipe.unlink(*pending[start : start + batch])
+            unlinks += 1
+        if scanning:
+            pipe.scan(cursor, match=pattern, count=count)
+        results = pipe.execute()
+        deleted = sum(int(n) for n in results[:unlinks])
+        if scanning:
+            cursor, pending = results[-1]
+            scanning = cursor != 0
+        else:
+            pending = []
+        yield len(pending), deleted
+
+
+# One SCAN step and the UNLINKs of what it found, inside Redis: the keys never travel to
+# the console. Each call is one bounded step (COUNT buckets), so Redis serves other
+# clients between calls exactly as with the pipelined loop above.
+SCAN_UNLINK_STEP = """
+local reply = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
+local keys, batch, deleted = reply[2], tonumber(ARGV[4]), 0
+for i = 1, #keys, batch do
+  deleted = deleted + redis.call('UNLINK', unpack(keys, i, math.min(i + batch - 1, #keys)))
+end
+return {reply[1], #keys, deleted}
+"""
+
+
+def scan_unlink_in_steps(
+    client: redis.Redis, pattern: str | bytes, count: int, batch: int
+) -> Iterator[tuple[int, int]]:
+    """Like scan_unlink, one server-side step (SCAN COUNT n + UNLINK) per round trip.
+    Yields (matched, deleted) per step."""
+    step = client.register_script(SCAN_UNLINK_STEP)
+    try:
+        cursor, matched, deleted = step(args=[b"0", pattern, count, batch])
+    except redis.ResponseError:
+        # Scripting disabled here (ACL, managed Redis): nothing was deleted yet, so
+        # start over with the client-side pipeline.
+        yield from scan_unlink(client, pattern, count, batch)
+        return
+    while True:
+        yield int(matched), int(deleted)
+        if cursor in (b"0", 0, "0"):
+            return
+        cursor, matched, deleted = step(args=[cursor, pattern, count, batch])
+
+
+def invalidate_pattern(
+    target: str,
+    pattern: str,
+    actor: audit.Actor,
+    *,
+    run=None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    scan_count: int | None = None,
+    batch: int | None = None,
+    mode: str | None = None,
+) -> dict[str, Any]:
+    """UNLINK every key of `target` matching the glob `pattern`; returns the figures.
+
+    `mode` "steps" (the default, CACHE_INVALIDATE_MODE) runs each SCAN step and its
+    UNLINKs server-side; "pipeline" pipelines SCAN and UNLINK from here (for a Redis
+    where EVAL is disabled). Both block Redis for one COUNT-sized step at a time.
+
+    Keys are gone for good: they come back as the product reloads them (or a warmer).
+    If Redis goes away midway, it raises TargetUnavailable naming how many were deleted,
+    and the audit event (outcome failed) carries the same figures."""
+    check_pattern(pattern)
+    scan_count = scan_count or conf.get("CACHE_SCAN_COUNT")
+    batch = batch or conf.get("CACHE_UNLINK_BATCH")
+    mode = mode or conf.get("CACHE_INVALIDATE_MODE")
+    deleting = scan_unlink_in_steps if mode == "steps" else scan_unlink
+    client = targets.connect(target)
+    with audit.record(
+        actor, "cache.invalidate_pattern", f"{target}:{pattern}", run=run, pattern=pattern
+    ) as event:
+        figures = event.params
+        figures.update(
+            target=target, matched=0, deleted=0, rounds=0, scan_count=scan_count, mode=mode
+        )
+        started = time.perf_counter()
+        try:
+            for matched, deleted in deleting(client, pattern, scan_count, batch):
+                figures["matched"] += matched
+                figures["deleted"] += deleted
+                figures["rounds"] += 1
+                figures["seconds"] = round(time.perf_counter() - started, 3)
+                figures["rate"] = round(figures["deleted"] / max(figures["seconds"], 1e-6))
+                if progress:
+                    progress(figures)
+        except targets.REDIS_FAULTS as exc:
+            raise targets.TargetUnavailable(
+                f"Redis target {target} went away after {figures['deleted']:,} keys were "
+                f"deleted: {type(exc).__name__}: {exc}"
+            ) from exc
+        figures["seconds"] = round(time.perf_counter() - started, 3)
+        figures["rate"] = round(figures["deleted"] / max(figures["seconds"], 1e-6))
+    return {k: v for k, v in figures.items() if k != "pattern"} | {"pattern": pattern}
+
+
+def invalidate_key(
+    target: str, key: bytes | str, actor: audit.Actor, ip_address: str | None = None
+) -> int:
+    """UNLINK exactly one key (its name is never read as a pattern). 1 if it existed.
+    Undone by the product reloading it."""
+    raw = key.encode() if isinstance(key, str) else key
+    client = targets.connect(target)
+    with audit.record(
+        actor, "cache.invalidate_key", f"{target}:{show(raw)}", ip_address=ip_address
+    ) as event:
+        try:
+            deleted = int(client.unlink(raw))
+        except targets.REDIS_FAULTS as exc:
+            raise targets.unavailable(target, exc) from exc
+        event.params.update(key=show(raw), deleted=deleted)
+    return deleted
+
+
+def invalidate_tag(target: str, tag: str, actor: audit.Actor, ip_address: str | None = None) -> int:
+    """Delete every key the client stored with `tag`; returns how many existed.
+    Undone by the product reloading them."""
+    if not tag:
+        raise BadPattern("Enter a tag.")
+    cache = Cache(client=targets.connect(target))
+    with audit.record(
+        actor, "cache.invalidate_tag", f"{target}:tag:{tag}", ip_address=ip_address, tag=tag
+    ) as event:
+        try:
+            deleted = cache.invalidate_tag(tag)
+        except targets.REDIS_FAULTS as exc:
+            raise targets.unavailable(target, exc) from exc
+        event.params["deleted"] = deleted
+    return deleted
+
+
+def bump_namespace(
+    target: str, namespace: str, actor: audit.Actor, ip_address: str | None = None
+) -> dict[str, int]:
+    """Invalidate a whole namespace in O(1): its version goes up, so `ns:vN:*` keys are no
+    longer read (they expire by their TTL). Undo: set `__cachemgr__:ver:<ns>` back to the
+    old version while the old keys still live (the audit event records it)."""
+    if not namespace or ":" in namespace:
+        raise BadPattern("A namespace is a name without ':' (e.g. user_profile).")
+    cache = Cache(client=targets.connect(target), version_cache_s=0)
+    with audit.record(
+        actor, "cache.bump_namespace", f"{target}:{namespace}", ip_address=ip_address
+    ) as event:
+        try:
+            old = cache.version(namespace)
+            new = cache.bump_namespace(namespace)
+        except targets.REDIS_FAULTS as exc:
+            raise targets.unavailable(target, exc) from exc
+        event.params.update(namespace=namespace, old_version=old, new_version=new)
+    return {"old_version": old, "new_version": new}
+
+
+def restore_namespace_version(
+    target: str, namespace: str, version: int, actor: audit.Actor, ip_address: str | None = None
+) -> dict[str, int]:
+    """Undo a bump: readers go back to the keys of `version` (those not expired yet).
+    Undo: bump again."""
+    if not namespace or ":" in namespace:
+        raise BadPattern("A namespace is a name without ':' (e.g. user_profile).")
+    cache = Cache(client=targets.connect(target), version_cache_s=0)
+    with audit.record(
+        actor, "cache.restore_namespace", f"{target}:{namespace}", ip_address=ip_address
+    ) as event:
+        try:
+            current = cache.version(namespace)
+            cache.restore_version(namespace, version)
+        except targets.REDIS_FAULTS as exc:
+            raise targets.unavailable(target, exc) from exc
+        event.params.update(namespace=namespace, from_version=current, to_version=version)
+    return {"from_version": current, "to_version": int(version)}
+
+
+def first_submission(request_key: str) -> bool:
+    """True the first time a form's one-time key is seen (a double submit gets False)."""
+    if not request_key:
+        return True
+    broker = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1)
+    try:
+        key = f"{settings.KEY_PREFIX}cachemgr:request:{request_key}"
+        return bool(broker.set(key, 1, nx=True, ex=24 * 3600))
+    except targets.REDIS_FAULTS:
+        return True  # no broker: better a rare duplicate than refusing every action
+    finally:
+        broker.close()

@@ -1,0 +1,130 @@
+"""Forms of the Queries pages and jobs, with the messages operators read."""
+
+from django import forms
+from django.conf import settings
+
+from . import targets
+from .slow import ORDERS
+
+MAX_IDENTIFIER = 63
+
+
+def _warehouse_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in targets.postgres_warehouses()]
+
+
+def clean_identifier(value: str, what: str) -> str:
+    """A PostgreSQL identifier as typed (it is quoted, never interpolated)."""
+    value = (value or "").strip()
+    if not value:
+        raise forms.ValidationError(f"Give the {what}.")
+    if len(value.encode()) > MAX_IDENTIFIER or "\x00" in value:
+        raise forms.ValidationError(f"The {what} must be at most {MAX_IDENTIFIER} bytes.")
+    return value
+
+
+class WarehouseField(forms.ChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(choices=_warehouse_choices, **kwargs)
+
+
+class ColumnsField(forms.Field):
+    """Index columns, in order: "a, b" from a page, or a list from a re-run's params."""
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return []
+        parts = value if isinstance(value, list | tuple) else str(value).split(",")
+        return [clean_identifier(str(c), "column") for c in parts if str(c).strip()]
+
+    def validate(self, value):
+        super().validate(value)
+        if not 1 <= len(value) <= 8:
+            raise forms.ValidationError("Give one to eight columns.")
+        if len(set(value)) != len(value):
+            raise forms.ValidationError("A column is listed twice.")
+
+
+class SlowFilterForm(forms.Form):
+    warehouse = WarehouseField(required=False)
+    order = forms.ChoiceField(
+        choices=[(o, f"{o} time" if o != "calls" else "calls") for o in ORDERS], required=False
+    )
+    min_ms = forms.FloatField(
+        required=False, min_value=0, label="Mean at least (ms)", help_text="SLOW_QUERY_MS"
+    )
+    schema = forms.CharField(required=False, max_length=200)
+
+    def filters(self) -> dict:
+        data = self.cleaned_data if self.is_valid() else {}
+        return {
+            "warehouse": data.get("warehouse") or targets.default_postgres(),
+            "order": data.get("order") or "total",
+            "min_ms": settings.SLOW_QUERY_MS if data.get("min_ms") is None else data["min_ms"],
+            "schema": (data.get("schema") or "").strip(),
+        }
+
+
+class ExplainForm(forms.Form):
+    warehouse = WarehouseField()
+    statement = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), max_length=100_000)
+    values = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Sample values for $1…$n, one per line. Empty: generic plan.",
+    )
+    analyze = forms.BooleanField(
+        required=False,
+        label="EXPLAIN ANALYZE (SELECT only, rolled back, under a statement timeout)",
+    )
+
+    def sample_values(self) -> list[str] | None:
+        text = self.cleaned_data.get("values") or ""
+        lines = [line.rstrip("\r") for line in text.split("\n")]
+        while lines and not lines[-1].strip():
+            lines.pop()
+        return lines or None
+
+
+class ConfirmForm(forms.Form):
+    confirm = forms.CharField(max_length=200, label="Type to confirm")
+
+
+class ApplyIndexForm(forms.Form):
+    """Parameters of the apply job; the index name typed again as confirmation."""
+
+    warehouse = WarehouseField()
+    schema = forms.CharField(max_length=200)
+    table = forms.CharField(max_length=200)
+    columns = ColumnsField(help_text="Comma-separated, in index order.")
+    name = forms.CharField(max_length=200, label="Index name")
+    confirm = forms.CharField(max_length=200, label="Type the index name to confirm")
+
+    def clean_schema(self):
+        return clean_identifier(self.cleaned_data["schema"], "schema")
+
+    def clean_table(self):
+        return clean_identifier(self.cleaned_data["table"], "table")
+
+    def clean_name(self):
+        return clean_identifier(self.cleaned_data["name"], "index name")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("name") and data.get("confirm", "").strip() != data["name"]:
+            self.add_error("confirm", f"Type the index name {data['name']!r} exactly to apply it.")
+        return data
+
+
+class RollbackIndexForm(forms.Form):
+    warehouse = WarehouseField()
+    schema = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200)
+    confirm = forms.CharField(max_length=200)
+    apply_run = forms.IntegerField(required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("name") and data.get("confirm", "").strip() != data["name"]:
+            self.add_error("confirm", f"Type the index name {data['name']!r} exactly to drop it.")
+        return data

@@ -1,0 +1,42 @@
+"""The Queries module's jobs (apply and roll back an index) and its beat task."""
+
+from jobs.registry import job
+from jobs.schedules import periodic
+
+from . import apply
+from .forms import ApplyIndexForm, RollbackIndexForm
+
+SNAPSHOT_EVERY_S = 3600
+
+
+@job(
+    apply.APPLY_JOB,
+    kind="index",
+    form=ApplyIndexForm,
+    soft_timeout=4 * 3600,
+    listed=False,
+    description="Build a suggested index with CREATE INDEX CONCURRENTLY.",
+)
+def apply_index(ctx, params: dict) -> dict:
+    return apply.build_index(ctx, params)
+
+
+@job(
+    apply.ROLLBACK_JOB,
+    kind="index",
+    form=RollbackIndexForm,
+    soft_timeout=3600,
+    role="admin",
+    listed=False,
+    description="Drop an index the console built (DROP INDEX CONCURRENTLY).",
+)
+def rollback_index(ctx, params: dict) -> dict:
+    return apply.drop_index(ctx, params)
+
+
+periodic(
+    "queries: snapshot pg_stat_statements",
+    "queries.snapshot_statements",
+    SNAPSHOT_EVERY_S,
+    "Stores each PostgreSQL warehouse's top statements so the Queries page shows trends.",
+)

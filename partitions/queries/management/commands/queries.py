@@ -1,0 +1,166 @@
+"""manage.py queries slow|explain|indexes|apply: the CLI twin of the Queries pages."""
+
+import getpass
+import json
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from jobs import runner
+from jobs.models import Run
+
+from ... import advisor, apply, health, slow, targets
+from ...connection import QueriesError
+from ...explain import explain_statement
+
+
+def _json(data) -> str:
+    return json.dumps(data, indent=2, default=str)
+
+
+class Command(BaseCommand):
+    help = "Slow statements, EXPLAIN, index suggestions and applying one, per warehouse."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+
+        def common(p):
+            p.add_argument("--warehouse", default=targets.default_postgres())
+            p.add_argument("--json", action="store_true")
+
+        p = sub.add_parser("slow", help="pg_stat_statements above the threshold")
+        common(p)
+        p.add_argument("--order", choices=slow.ORDERS, default="total")
+        p.add_argument("--min-ms", type=float, default=None)
+        p.add_argument("--limit", type=int, default=50)
+        p.add_argument("--schema", help="only statements mentioning this schema")
+
+        p = sub.add_parser("explain", help="EXPLAIN a statement (or a pg_stat_statements id)")
+        common(p)
+        p.add_argument("statement", nargs="?", default="")
+        p.add_argument("--queryid", type=int)
+        p.add_argument("--analyze", action="store_true")
+        p.add_argument("--value", action="append", dest="values", help="sample value for $n")
+
+        p = sub.add_parser("indexes", help="index suggestions and index health")
+        common(p)
+        p.add_argument("--min-ms", type=float, default=None)
+        p.add_argument("--schema", help="only statements mentioning this schema")
+
+        p = sub.add_parser("apply", help="build a suggested index as a job")
+        common(p)
+        p.add_argument("--schema", required=True)
+        p.add_argument("--table", required=True)
+        p.add_argument("--columns", required=True, help="comma-separated, in index order")
+        p.add_argument("--name")
+        p.add_argument("--confirm", required=True, help="the index name, typed again")
+        p.add_argument("--wait", action="store_true", help="wait for the run to end")
+
+    def handle(self, *args, **opts):
+        if not opts["warehouse"]:
+            raise CommandError("No PostgreSQL warehouse is configured (WAREHOUSES).")
+        try:
+            getattr(self, f"do_{opts['action']}")(opts)
+        except QueriesError as exc:
+            raise CommandError(str(exc)) from None
+
+    def do_slow(self, opts):
+        rows = slow.slow_statements(
+            opts["warehouse"],
+            order=opts["order"],
+            min_mean_ms=opts["min_ms"],
+            limit=opts["limit"],
+            containing=opts["schema"],
+        )
+        if opts["json"]:
+            self.stdout.write(_json(rows))
+            return
+        for r in rows:
+            self.stdout.write(
+                f"{r['queryid']:>20}  calls {r['calls']:>8}  total {r['total_ms']:>10.1f} ms  "
+                f"mean {r['mean_ms']:>8.1f} ms  {r['share_percent']:5.1f}%  "
+                f"{' '.join(r['query'].split())[:100]}"
+            )
+
+    def do_explain(self, opts):
+        statement = opts["statement"]
+        if opts["queryid"] is not None:
+            statement = slow.statement_text(opts["warehouse"], opts["queryid"]) or ""
+        if not statement:
+            raise CommandError("Give a statement or --queryid of a listed statement.")
+        result = explain_statement(
+            opts["warehouse"], statement, analyze=opts["analyze"], values=opts["values"]
+        )
+        if opts["json"]:
+            data = {
+                "mode": result.mode,
+                "total_cost": result.total_cost,
+                "flagged": [vars(n) for n in result.flagged],
+                "plan": result.plan,
+            }
+            self.stdout.write(_json(data))
+            return
+        self.stdout.write(f"-- {result.mode}")
+        for n in result.nodes:
+            on = f" on {n.relation}" if n.relation else ""
+            flags = f"  <- {'; '.join(n.flags)}" if n.flags else ""
+            self.stdout.write(f"{'  ' * n.depth}{n.node_type}{on}  cost {n.total_cost:.1f}{flags}")
+
+    def do_indexes(self, opts):
+        advice = advisor.suggest_indexes(
+            opts["warehouse"], min_mean_ms=opts["min_ms"], containing=opts["schema"]
+        )
+        report = health.index_health(opts["warehouse"], schema=opts["schema"])
+        if opts["json"]:
+            self.stdout.write(_json({**advice.as_dict(), "health": report.as_dict()}))
+            return
+        for note in advice.notes:
+            self.stdout.write(f"note: {note}")
+        for s in advice.suggestions:
+            after = f"{s.cost_after:.1f}" if s.cost_after is not None else "?"
+            ids = ", ".join(str(h.queryid) for h in s.helps)
+            self.stdout.write(f"{s.create_statement};")
+            self.stdout.write(f"    cost {s.cost_before:.1f} -> {after}; helps {ids}")
+        if not advice.suggestions:
+            self.stdout.write("No index suggestion.")
+        for item in report.redundant:
+            self.stdout.write(
+                f"redundant: {item['name']} is a {item['reason']} {item['covered_by']}"
+            )
+        for item in report.unused:
+            self.stdout.write(f"unused: {item['schema']}.{item['name']}")
+        for item in report.invalid:
+            self.stdout.write(f"invalid: {item['schema']}.{item['name']}")
+        for fk in report.unindexed_foreign_keys:
+            self.stdout.write(
+                f"foreign key without index: {fk['schema']}.{fk['table']} {fk['name']}"
+            )
+        for n in report.n_plus_one:
+            self.stdout.write(f"possible N+1: {n['queryid']} ({n['calls']} calls)")
+
+    def do_apply(self, opts):
+        columns = [c.strip() for c in opts["columns"].split(",") if c.strip()]
+        name = opts["name"] or advisor.index_name(opts["table"], columns)
+        params = {
+            "warehouse": opts["warehouse"],
+            "schema": opts["schema"],
+            "table": opts["table"],
+            "columns": ",".join(columns),
+            "name": name,
+            "confirm": opts["confirm"],
+        }
+        try:
+            run = apply.start_apply(f"cli:{getpass.getuser()}", params)
+        except runner.LaunchRefused as exc:
+            raise CommandError(str(exc)) from None
+        if opts["wait"]:
+            while run.is_active:
+                time.sleep(0.5)
+                run = Run.objects.get(pk=run.pk)
+        data = {"run": run.pk, "status": run.status, "result": run.result, "error": run.error}
+        if opts["json"]:
+            self.stdout.write(_json(data))
+        else:
+            self.stdout.write(f"run #{run.pk} {run.status} {run.error or run.result or ''}")
+        if run.status not in ("queued", "running", "succeeded"):
+            raise CommandError(f"run #{run.pk} {run.status}: {run.error}")
