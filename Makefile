@@ -25,3 +25,9 @@ lint:
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles
+
+bench: setup
+	$(PY) bench/jobs_history.py
+	$(PY) bench/cache_invalidate.py
+	$(PY) bench/index_advisor.py
+	$(PY) bench/partition_migrate.py

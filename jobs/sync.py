@@ -230,3 +230,17 @@ def refresh_matview(url: str, name: str) -> dict:
             sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, view))
         ).fetchone()[0]
     return {"view": f"{schema}.{view}", "rows": rows}
+
+
+def row_counts(source_url: str, source_name: str, target_url: str, target_name: str):
+    """(rows in source, rows in target), for checks after a sync."""
+    counts = []
+    for url, name in ((source_url, source_name), (target_url, target_name)):
+        with psycopg.connect(url) as conn:
+            table = resolve_table(conn, name)
+            if table is None:
+                raise SyncError(f"Table {name!r} does not exist.")
+            counts.append(
+                conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table.ident)).fetchone()[0]
+            )
+    return tuple(counts)

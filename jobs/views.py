@@ -167,7 +167,7 @@ def overview(request):
             "depths": depths,
             "queue_error": queue_error,
             "stuck": workers.stuck_runs(),
-            "jobs": [stats_service.job_stats(name) for name in sorted(registry.JOBS)],
+            "summary": stats_service.recent_summary(hours=24),
         },
     )
 

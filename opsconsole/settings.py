@@ -168,6 +168,8 @@ WAREHOUSES = _named_urls("WAREHOUSES", "main=postgres://postgres@127.0.0.1:5432/
 KEY_PREFIX = env("KEY_PREFIX", default="opsconsole:")
 # Warmers (by name) that every worker runs once when it starts.
 CACHE_WARM_ON_STARTUP = env.list("CACHE_WARM_ON_STARTUP", default=[])
+# Partition migrations of tables larger than this need an admin.
+PARTITIONS_ADMIN_ABOVE_BYTES = env.int("PARTITIONS_ADMIN_ABOVE_BYTES", default=1 << 30)
 SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)
 # /metrics: with a token, scrapers send "Authorization: Bearer <token>"; without one,
 # only these addresses may scrape.

@@ -9,6 +9,7 @@ urlpatterns = [
     path("dashboard/readiness/", views.readiness_tile, name="readiness_tile"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", views.audit_log, name="audit"),
@@ -20,6 +21,7 @@ urlpatterns = [
     path("cache/", include("cachemgr.urls")),
     path("partitions/", include("partitions.urls")),
     path("queries/", include("partitions.queries.urls")),
+    path("runbooks/", include("opsconsole.runbooks.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,16 +1,20 @@
 import csv
 from datetime import datetime, time
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from . import audit, health
+from . import dashboard as dashboard_service
+from . import metrics as metrics_service
 from .forms import AuditFilterForm, NewUserForm, UserRoleForm
 from .models import AuditEvent
 from .roles import role_of, role_required, set_role
@@ -37,13 +41,30 @@ def readyz(request):
     )
 
 
+@login_not_required
+@require_GET
+@never_cache
+def metrics(request):
+    """Prometheus scrape target: a bearer token (METRICS_TOKEN) or an allowed address."""
+    token = settings.METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        allowed = constant_time_compare(given, token)
+    else:
+        allowed = request.META.get("REMOTE_ADDR") in settings.METRICS_ALLOWED_IPS
+    if not allowed:
+        return HttpResponse(
+            "metrics: not allowed from here\n", status=403, content_type="text/plain"
+        )
+    return HttpResponse(
+        metrics_service.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
+    )
+
+
 @role_required("viewer")
 def dashboard(request):
-    return render(
-        request,
-        "opsconsole/dashboard.html",
-        {"events": AuditEvent.objects.select_related("run")[:10]},
-    )
+    template = "opsconsole/partials/_tiles.html" if request.htmx else "opsconsole/dashboard.html"
+    return render(request, template, dashboard_service.context())
 
 
 @role_required("viewer")

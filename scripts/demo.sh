@@ -1,11 +1,27 @@
 #!/usr/bin/env bash
-# Serve the demo: migrate, demo admin and data, then web + worker + beat (honcho).
+# Serve the demo: the BigQuery emulator, migrations, the demo admin and data,
+# then web + worker + beat (honcho). Ctrl-C stops all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export WAREHOUSES="${WAREHOUSES:-main=postgres://postgres@127.0.0.1:5432/opsconsole_demo}"
+
+BQ_REST_PORT=${BQ_REST_PORT:-9050}
+BQ_GRPC_PORT=${BQ_GRPC_PORT:-9060}
+export WAREHOUSES="${WAREHOUSES:-main=postgres://postgres@127.0.0.1:5432/opsconsole_demo,analytics=bigquery://demo-proj/analytics?endpoint=http://127.0.0.1:$BQ_REST_PORT}"
+
+echo "== BigQuery emulator on 127.0.0.1:$BQ_REST_PORT"
+mkdir -p .venv/bqemulator/data
+.venv/bqemulator/bin/bqemulator start --rest-port "$BQ_REST_PORT" --grpc-port "$BQ_GRPC_PORT" \
+  --project demo-proj > .venv/bqemulator/demo.log 2>&1 &
+bq_pid=$!
+trap 'kill "$bq_pid" 2>/dev/null || true' EXIT INT TERM
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$BQ_REST_PORT") 2>/dev/null && break
+  sleep 0.2
+done
+
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py collectstatic --noinput -v 0
 .venv/bin/python manage.py demo_setup
 echo
-echo "OpsConsole: http://127.0.0.1:8000  (Ctrl-C stops web, worker and beat)"
-exec .venv/bin/honcho start
+echo "OpsConsole: http://127.0.0.1:8000  (Ctrl-C stops web, worker, beat and the emulator)"
+.venv/bin/honcho start

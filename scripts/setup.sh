@@ -64,6 +64,27 @@ for db in opsconsole opsconsole_demo; do
 done
 pg -d opsconsole_demo -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements; CREATE EXTENSION IF NOT EXISTS hypopg;'
 
+# --- BigQuery emulator (partitions tests and demo) ----------------------------
+# Its own virtualenv, because bqemulator pins an older sqlglot than the console.
+# It starts offline only with DuckDB's spatial extension in DuckDB's extension
+# directory, which the duckdb-extension-spatial wheel ships; copy it there.
+say "BigQuery emulator (.venv/bqemulator)"
+bq_stamp=.venv/bqemulator/.requirements.sha256
+bq_want=$(sha256sum partitions/bqemulator-requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$bq_stamp" 2>/dev/null)" != "$bq_want" ]; then
+  [ -x .venv/bqemulator/bin/python ] || "$PYTHON" -m venv .venv/bqemulator
+  .venv/bqemulator/bin/pip install -q --upgrade pip
+  .venv/bqemulator/bin/pip install -q -r partitions/bqemulator-requirements.txt
+  echo "$bq_want" > "$bq_stamp"
+fi
+spatial=$(find .venv/bqemulator -path '*duckdb_extension_spatial/extensions/v1.5.5/spatial.duckdb_extension' | head -n1)
+ext_dir="$HOME/.duckdb/extensions/v1.5.5/linux_amd64"
+if [ -n "$spatial" ] && ! cmp -s "$spatial" "$ext_dir/spatial.duckdb_extension"; then
+  mkdir -p "$ext_dir"
+  cp "$spatial" "$ext_dir/spatial.duckdb_extension"
+fi
+# ------------------------------------------------------------------------------
+
 say "Chromium for the browser tests"
 [ -x /usr/bin/chromium ] || apt_install chromium
 

@@ -7,7 +7,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from opsconsole.models import AuditEvent
 
-PUBLIC = {"login", "healthz", "readyz"}
+PUBLIC = {"login", "healthz", "readyz", "metrics"}
 SESSION_ONLY = {"logout"}  # needs a login, no role
 
 

@@ -1,0 +1,86 @@
+"""The morning look: one read-only summary per capability, from the console's own tables.
+
+Nothing here talks to Redis or a warehouse: tiles read the snapshots the beat
+tasks store, so the page stays fast whatever state the data layer is in.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from jobs.models import ACTIVE_STATUSES, Run, RunStatus
+
+from . import charts
+from .models import AuditEvent, RunbookRequest
+
+SPARKLINE_POINTS = 96  # one point per 15 minutes over 24 h
+
+
+def cache_tiles(now) -> list[dict]:
+    from cachemgr.models import StatsSnapshot
+
+    tiles = []
+    for target in settings.CACHE_TARGETS:
+        rows = list(
+            StatsSnapshot.objects.filter(target=target, taken_at__gte=now - timedelta(hours=24))
+            .order_by("taken_at")
+            .values_list("hit_rate", "used_memory")
+        )
+        step = max(1, len(rows) // SPARKLINE_POINTS)
+        rates = [100 * (rate or 0) for rate, _ in rows[::step]]
+        latest = rows[-1] if rows else (None, None)
+        tiles.append(
+            {
+                "target": target,
+                "hit_rate": None if latest[0] is None else round(100 * latest[0], 1),
+                "used_memory": latest[1],
+                "sparkline": charts.line(rates, width=240, height=48, pad=4, label="hit %"),
+            }
+        )
+    return tiles
+
+
+def migrations_in_progress():
+    from partitions.models import Migration, MigrationState
+
+    return Migration.objects.filter(
+        state__in=[MigrationState.RUNNING, MigrationState.ROLLING_BACK]
+    ).order_by("-id")[:10]
+
+
+def top_slow_queries(limit: int = 5) -> list:
+    """The slowest statements (mean time) of each PostgreSQL warehouse's latest snapshot."""
+    from partitions.queries.models import StatementSnapshot
+
+    top = []
+    for warehouse in settings.WAREHOUSES:
+        latest = (
+            StatementSnapshot.objects.filter(warehouse=warehouse)
+            .order_by("-taken_at")
+            .values_list("taken_at", flat=True)
+            .first()
+        )
+        if latest:
+            top += StatementSnapshot.objects.filter(warehouse=warehouse, taken_at=latest).order_by(
+                "-mean_ms"
+            )[:limit]
+    return sorted(top, key=lambda s: -s.mean_ms)[:limit]
+
+
+def context() -> dict:
+    now = timezone.now()
+    return {
+        "cache_tiles": cache_tiles(now),
+        "running": Run.objects.filter(status__in=ACTIVE_STATUSES).order_by("-id")[:10],
+        "failed": Run.objects.filter(
+            status__in=[RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST],
+            created_at__gte=now - timedelta(hours=24),
+        ).order_by("-id")[:10],
+        "migrations": migrations_in_progress(),
+        "slow_queries": top_slow_queries(),
+        "approvals": RunbookRequest.objects.filter(
+            status=RunbookRequest.Status.PENDING
+        ).select_related("requested_by")[:10],
+        "events": AuditEvent.objects.order_by("-id")[:10],
+    }

@@ -1,0 +1,132 @@
+"""Launching, approving, retrying, undoing and abandoning runbooks (all audited)."""
+
+from django import forms
+from django.db import transaction
+from django.utils import timezone
+
+from jobs import runner
+from jobs.models import Run
+from opsconsole import audit
+from opsconsole.models import RunbookRequest
+from opsconsole.roles import has_role
+
+from . import Runbook
+
+
+class RunbookRefused(Exception):
+    pass
+
+
+def launch(
+    book: Runbook, params: dict, actor, reason: str = "", request_key=None, ip_address=None
+) -> Run | RunbookRequest:
+    """Start the runbook, or file it for approval when it needs four eyes.
+
+    Undo: cancel the run, or undo its steps once it has ended.
+    """
+    if not has_role(actor, book.role):
+        raise RunbookRefused(f"{book.title} needs the {book.role} role.")
+    try:
+        cleaned = book.clean(params)
+    except forms.ValidationError as exc:
+        raise RunbookRefused("Invalid parameters: " + "; ".join(exc.messages)) from None
+    if book.needs_approval:
+        with audit.record(
+            actor,
+            "runbook.request",
+            book.name,
+            ip_address=ip_address,
+            params=cleaned,
+            reason=reason,
+        ) as event:
+            request = RunbookRequest.objects.create(
+                runbook=book.name, params=cleaned, reason=reason[:300], requested_by=actor
+            )
+            event.params["request_id"] = request.pk
+        return request
+    return _start(book, cleaned, actor, request_key=request_key, ip_address=ip_address)
+
+
+def _start(book: Runbook, params: dict, actor, **kwargs) -> Run:
+    try:
+        return runner.start(book.job_name, {"params": params, "mode": "run"}, actor, **kwargs)
+    except runner.LaunchRefused as exc:
+        raise RunbookRefused(str(exc)) from None
+
+
+def decide(request: RunbookRequest, approver, approve: bool, ip_address=None) -> RunbookRequest:
+    """Approve (and launch) or reject a pending request. The requester cannot decide."""
+    from . import get
+
+    with transaction.atomic():
+        request = RunbookRequest.objects.select_for_update().get(pk=request.pk)
+        if request.status != RunbookRequest.Status.PENDING:
+            raise RunbookRefused(f"This request was already {request.status}.")
+        if request.requested_by_id == approver.pk:
+            raise RunbookRefused("You cannot approve or reject your own request.")
+        if not has_role(approver, "operator"):
+            raise RunbookRefused("Approving needs the operator role.")
+        book = get(request.runbook)
+        action = "runbook.approve" if approve else "runbook.reject"
+        with audit.record(
+            approver, action, request.runbook, ip_address=ip_address, request_id=request.pk
+        ) as event:
+            request.status = (
+                RunbookRequest.Status.APPROVED if approve else RunbookRequest.Status.REJECTED
+            )
+            request.decided_by, request.decided_at = approver, timezone.now()
+            if approve:
+                request.run = _start(book, request.params, request.requested_by)
+                event.run = request.run
+            request.save()
+    return request
+
+
+def retry_failed_step(run: Run, actor, ip_address=None) -> Run:
+    """A new run that keeps the steps that succeeded and starts at the failed one."""
+    book = _book_of(run)
+    _must_have_failed(run)
+    with audit.record(actor, "runbook.retry_step", book.name, ip_address=ip_address, run=run):
+        return runner.start(
+            book.job_name,
+            {"params": run.params.get("params", {}), "mode": "run", "resume_from": run.pk},
+            actor,
+            retry_of=run,
+        )
+
+
+def undo(run: Run, actor, ip_address=None) -> Run:
+    """A new run that undoes, newest first, every step that succeeded in `run`."""
+    book = _book_of(run)
+    if run.is_active:
+        raise RunbookRefused("Cancel the run before undoing it.")
+    with audit.record(actor, "runbook.undo", book.name, ip_address=ip_address, run=run):
+        return runner.start(
+            book.job_name,
+            {"params": run.params.get("params", {}), "mode": "undo", "resume_from": run.pk},
+            actor,
+        )
+
+
+def abandon(run: Run, actor, ip_address=None) -> None:
+    """Leave a failed runbook as it is (recorded, so nobody wonders later)."""
+    book = _book_of(run)
+    _must_have_failed(run)
+    with audit.record(actor, "runbook.abandon", book.name, ip_address=ip_address, run=run):
+        Run.objects.filter(pk=run.pk).update(result={**run.result, "abandoned": True})
+
+
+def _book_of(run: Run) -> Runbook:
+    from . import get
+
+    book = get(run.name.removeprefix("runbook.")) if run.kind == "runbook" else None
+    if book is None:
+        raise RunbookRefused(f"Run #{run.pk} is not a runbook run.")
+    return book
+
+
+def _must_have_failed(run: Run) -> None:
+    if run.is_active or run.status == "succeeded":
+        raise RunbookRefused(f"Run #{run.pk} is {run.status}; only a failed runbook can do that.")
+    if run.result.get("abandoned"):
+        raise RunbookRefused(f"Run #{run.pk} was abandoned.")

@@ -1,0 +1,527 @@
+"""Compose the PostgreSQL plan: every statement of every step, rendered once.
+
+Templates that take parameters at run time (batch bounds, change numbers) have
+any `%` inside identifiers doubled, so psycopg reads only our placeholders.
+"""
+
+import math
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from .base import MigrationOptions, TableInfo
+
+CAPTURE_BODY = """
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    EXECUTE format('INSERT INTO %s (op, new_row) VALUES ($1, $2)', TG_ARGV[0]) USING 'I', NEW;
+  ELSIF TG_OP = 'UPDATE' THEN
+    EXECUTE format('INSERT INTO %s (op, old_row, new_row) VALUES ($1, $2, $3)', TG_ARGV[0])
+      USING 'U', OLD, NEW;
+  ELSE
+    EXECUTE format('INSERT INTO %s (op, old_row) VALUES ($1, $2)', TG_ARGV[0]) USING 'D', OLD;
+  END IF;
+  RETURN NULL;
+END
+"""
+
+GUARD_BODY = """
+BEGIN
+  RAISE EXCEPTION 'TRUNCATE is refused while a partition migration runs on this table';
+END
+"""
+
+# Types without an equality operator: compared as text when matching row images.
+NO_EQUALITY = ("json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle")
+
+
+class Render:
+    def __init__(self, conn: psycopg.Connection, schema: str):
+        self.conn, self.schema = conn, schema
+
+    def __call__(self, composable: sql.Composable) -> str:
+        return composable.as_string(self.conn)
+
+    def ident(self, *parts: str) -> sql.Composable:
+        return sql.Identifier(*parts)
+
+    def table(self, name: str) -> sql.Composable:
+        return sql.Identifier(self.schema, name)
+
+    def ptable(self, name: str) -> sql.Composable:
+        """A qualified name for a template that takes parameters (`%` doubled)."""
+        return sql.SQL(self(sql.Identifier(self.schema, name)).replace("%", "%%"))
+
+    def pcol(self, name: str) -> sql.Composable:
+        return sql.SQL(self(sql.Identifier(name)).replace("%", "%%"))
+
+
+def compose_plan(
+    conn: psycopg.Connection,
+    info: TableInfo,
+    options: MigrationOptions,
+    profile: dict[str, Any],
+    views: list[dict[str, str]],
+    bounds: list[tuple[date, date]],
+    names: dict[str, str],
+) -> dict:
+    from .postgres_swap import step_post_check, step_swap
+    from .postgres_templates import run_statements
+
+    r = Render(conn, info.schema)
+    key = info.column(options.column)
+    insertable = [c.name for c in info.columns]
+    generated = generated_columns(conn, info)
+    insertable = [c for c in insertable if c not in generated]
+    batches = batch_ranges(profile, options, info)
+    key_nullable = bool(profile["null_keys"]) or key.nullable
+    pk = list(info.primary_key)
+    new_pk = pk + ([options.column] if pk and options.column not in pk else [])
+    warnings: list[str] = []
+    if pk and profile["null_keys"]:
+        warnings.append(
+            f"{profile['null_keys']} rows have no {options.column}: the primary key"
+            f" ({', '.join(pk)}) cannot include it, so it becomes a plain index and"
+            " uniqueness is no longer enforced by the database"
+        )
+        new_pk = []
+    if pk and options.column not in pk and new_pk:
+        warnings.append(
+            f"the primary key becomes ({', '.join(new_pk)}): PostgreSQL needs the partition"
+            " column in every unique key of a partitioned table"
+        )
+    parts = [(f"{names['partition_prefix']}{lo:%Y%m%d}", lo, hi) for lo, hi in bounds]
+    steps = [
+        step_create(r, info, options, names, parts, generated),
+        step_capture(r, info, names),
+        step_copy(r, info, options, names, insertable, batches),
+        step_index(r, info, options, names, pk, new_pk),
+        step_verify(r, options, names),
+        step_swap(r, info, names, views),
+        step_post_check(r, info, names, views),
+    ]
+    return {
+        "backend": "postgres",
+        "schema": info.schema,
+        "table": info.name,
+        "options": options.as_dict(),
+        "names": names,
+        "columns": insertable,
+        "column_types": {c.name: c.type for c in info.columns},
+        "key": options.column,
+        "key_nullable": key_nullable,
+        "pk": pk,
+        "match_columns": pk or [c.name for c in info.columns],
+        "batch_column": profile["batch_column"],
+        "batch_type": info.column(profile["batch_column"]).type,
+        "batches": batches,
+        "views": views,
+        "sequences": owned_sequences(conn, info),
+        "partitions": [{"name": n, "from": str(lo), "to": str(hi)} for n, lo, hi in parts],
+        "estimates": {
+            "rows": profile["rows"],
+            "bytes": info.bytes,
+            "partitions_to_create": len(parts) + 1,
+            "null_keys": profile["null_keys"],
+            "null_keys_go_to": names["default"] if profile["null_keys"] else "",
+            "out_of_range_keys": 0,
+            "key_min": str(profile["key_min"]),
+            "key_max": str(profile["key_max"]),
+            "batches": len(batches),
+            "scan_reduction": scan_reduction(profile, len(parts)),
+        },
+        "dependents": [d.__dict__ for d in info.dependents],
+        "warnings": warnings,
+        "steps": steps,
+        "sql": run_statements(r, info, options, names, insertable),
+    }
+
+
+def scan_reduction(profile: dict, partitions: int) -> str:
+    history = profile.get("query_history") or {}
+    if not history.get("available"):
+        return "no query history (pg_stat_statements is not installed in this database)"
+    if not history["statements"]:
+        return "no recorded queries on this table yet"
+    share = history["filtering_on_key"]
+    if not share:
+        return (
+            f"none of {history['statements']} recorded statements filter on the partition"
+            " column: partitioning will not make them read less"
+        )
+    return (
+        f"{share} of {history['statements']} recorded statements"
+        f" ({history['calls_filtering_on_key']} of {history['calls']} calls) filter on the"
+        f" partition column; one covering a single range reads about 1/{max(1, partitions)}"
+        " of the table instead of all of it"
+    )
+
+
+def generated_columns(conn: psycopg.Connection, info: TableInfo) -> list[str]:
+    rows = conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
+        " AND NOT attisdropped AND attgenerated <> ''",
+        [sql.Identifier(info.schema, info.name).as_string(conn)],
+    )
+    return [row[0] for row in rows]
+
+
+def owned_sequences(conn: psycopg.Connection, info: TableInfo) -> list[dict[str, str]]:
+    from .postgres import SEQUENCES, regclass
+
+    return [
+        {"schema": s, "name": n, "column": c}
+        for n, s, c in conn.execute(SEQUENCES, [regclass(conn, info.schema, info.name)])
+    ]
+
+
+def batch_ranges(profile: dict, options: MigrationOptions, info: TableInfo) -> list[dict]:
+    """Key ranges for the copy: open below and above, so rows written later land
+    in some batch; plus one batch for NULL keys when the column allows them."""
+    lo, hi, rows = profile["batch_min"], profile["batch_max"], profile["rows"]
+    count = max(1, math.ceil(rows / max(1, options.batch_rows)))
+    batches: list[dict] = []
+    if lo is None or count == 1:
+        batches.append({"n": 0, "where": "not_null", "lo": None, "hi": None})
+    else:
+        cuts = _cuts(lo, hi, count)
+        batches.append({"n": 0, "where": "below", "lo": None, "hi": _j(cuts[0])})
+        for i in range(1, len(cuts)):
+            batches.append({"n": i, "where": "range", "lo": _j(cuts[i - 1]), "hi": _j(cuts[i])})
+        batches.append({"n": len(cuts), "where": "from", "lo": _j(cuts[-1]), "hi": None})
+    column = info.column(profile["batch_column"])
+    if column.nullable:
+        batches.append({"n": len(batches), "where": "null", "lo": None, "hi": None})
+    return batches
+
+
+def _cuts(lo: Any, hi: Any, count: int) -> list[Any]:
+    """`count - 1` inner boundaries between lo and hi (so no batch starts empty)."""
+    if hi == lo:
+        return [lo]
+    if isinstance(lo, int):
+        width = max(1, math.ceil((hi - lo + 1) / count))
+        return sorted({lo + width * i for i in range(1, count)} & set(range(lo + 1, hi + 1)))
+    span = hi - lo
+    return [lo + span * i / count for i in range(1, count)]
+
+
+def _j(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime | date) else value
+
+
+def bucket_raw(r: Render, options: MigrationOptions, row: str) -> sql.Composable:
+    """The partition range a row falls in (labelled after grouping: cheaper per row)."""
+    return sql.SQL("date_trunc({g}, ({row}).{c})").format(
+        g=sql.Literal(options.granularity), row=sql.SQL(row), c=r.pcol(options.column)
+    )
+
+
+LABEL = "coalesce(to_char(b, 'YYYY-MM-DD'), 'null')"
+
+
+def bucket_expression(r: Render, options: MigrationOptions, row: str = "") -> str:
+    column = (
+        sql.SQL("({}).{}").format(sql.SQL(row), r.pcol(options.column))
+        if row
+        else r.pcol(options.column)
+    )
+    return r(
+        sql.SQL("coalesce(to_char(date_trunc({g}, {c}), 'YYYY-MM-DD'), 'null')").format(
+            g=sql.Literal(options.granularity), c=column
+        )
+    )
+
+
+def step(name: str, title: str, statements: list[str], rollback: list[str], **extra) -> dict:
+    return {"name": name, "title": title, "sql": statements, "rollback": rollback, **extra}
+
+
+def step_create(r, info, options, names, parts, generated) -> dict:
+    new = r.table(names["new"])
+    stmts = [
+        r(
+            sql.SQL(
+                "CREATE TABLE {new} (LIKE {src} INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
+                " INCLUDING GENERATED INCLUDING COMMENTS INCLUDING STORAGE)"
+                " PARTITION BY RANGE ({key})"
+            ).format(
+                new=new,
+                src=r.table(info.name),
+                key=sql.Identifier(options.column),
+            )
+        )
+    ]
+    for name, lo, hi in parts:
+        stmts.append(
+            r(
+                sql.SQL(
+                    "CREATE TABLE {p} PARTITION OF {new} FOR VALUES FROM ({lo}) TO ({hi})"
+                ).format(p=r.table(name), new=new, lo=sql.Literal(str(lo)), hi=sql.Literal(str(hi)))
+            )
+        )
+    stmts.append(
+        r(
+            sql.SQL("CREATE TABLE {p} PARTITION OF {new} DEFAULT").format(
+                p=r.table(names["default"]), new=new
+            )
+        )
+    )
+    for d in info.dependents:
+        if d.kind == "grant":
+            privilege, _, grantee = d.name.partition(" to ")
+            if privilege in (
+                "SELECT",
+                "INSERT",
+                "UPDATE",
+                "DELETE",
+                "TRUNCATE",
+                "REFERENCES",
+                "TRIGGER",
+            ):
+                role = sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee)
+                stmts.append(
+                    r(sql.SQL("GRANT {} ON {} TO {}").format(sql.SQL(privilege), new, role))
+                )
+    stmts.append(
+        r(
+            sql.SQL(
+                "CREATE TABLE {p} (batch integer PRIMARY KEY, snapshot pg_snapshot NOT NULL,"
+                " rows bigint NOT NULL, fingerprints jsonb NOT NULL,"
+                " copied_at timestamptz NOT NULL DEFAULT now())"
+            ).format(p=r.table(names["progress"]))
+        )
+    )
+    rollback = [
+        r(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(new)),
+        r(sql.SQL("DROP TABLE IF EXISTS {}").format(r.table(names["progress"]))),
+    ]
+    return step(
+        "create",
+        "Create the partitioned table, its partitions and grants (empty, no indexes yet)",
+        stmts,
+        rollback,
+    )
+
+
+def step_capture(r, info, names) -> dict:
+    src = r.table(info.name)
+    changes = r.table(names["changes"])
+    fn = r.table(names["function"])
+    guard = r.table(names["guard"])
+    stmts = [
+        r(
+            sql.SQL(
+                "CREATE TABLE {c} (seq bigserial PRIMARY KEY,"
+                " xid xid8 NOT NULL DEFAULT pg_current_xact_id(), op char(1) NOT NULL,"
+                " old_row {t}, new_row {t}, applied boolean NOT NULL DEFAULT false,"
+                " applied_delete boolean, applied_insert boolean)"
+            ).format(c=changes, t=src)
+        ),
+        r(
+            sql.SQL("CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS {body}").format(
+                fn=fn, body=sql.Literal(CAPTURE_BODY)
+            )
+        ),
+        r(
+            sql.SQL("CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS {body}").format(
+                fn=guard, body=sql.Literal(GUARD_BODY)
+            )
+        ),
+        r(
+            sql.SQL(
+                "CREATE TRIGGER {tg} AFTER INSERT OR UPDATE OR DELETE ON {src}"
+                " FOR EACH ROW EXECUTE FUNCTION {fn}({arg})"
+            ).format(
+                tg=sql.Identifier(names["trigger"]),
+                src=src,
+                fn=fn,
+                arg=sql.Literal(r(changes)),
+            )
+        ),
+        r(
+            sql.SQL(
+                "CREATE TRIGGER {tg} BEFORE TRUNCATE ON {src} FOR EACH STATEMENT"
+                " EXECUTE FUNCTION {fn}()"
+            ).format(tg=sql.Identifier(names["guard"]), src=src, fn=guard)
+        ),
+    ]
+    rollback = drop_capture(r, info.name, names)
+    return step(
+        "capture",
+        "Capture writes that arrive during the copy (trigger into a change table)",
+        stmts,
+        rollback,
+    )
+
+
+def drop_capture(r, table: str, names: dict) -> list[str]:
+    return [
+        r(
+            sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
+                sql.Identifier(names["trigger"]), r.table(table)
+            )
+        ),
+        r(
+            sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
+                sql.Identifier(names["guard"]), r.table(table)
+            )
+        ),
+        r(sql.SQL("DROP TABLE IF EXISTS {}").format(r.table(names["changes"]))),
+    ]
+
+
+def drop_functions(r, names: dict) -> list[str]:
+    return [
+        r(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(r.table(names["function"]))),
+        r(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(r.table(names["guard"]))),
+    ]
+
+
+def where_clause(r: Render, column: str, kind: str, type_: str) -> sql.Composable:
+    c = r.pcol(column)
+    cast_lo = sql.SQL("CAST(%(lo)s AS {})").format(sql.SQL(type_))
+    cast_hi = sql.SQL("CAST(%(hi)s AS {})").format(sql.SQL(type_))
+    return {
+        "not_null": sql.SQL("{} IS NOT NULL").format(c),
+        "below": sql.SQL("{} < {}").format(c, cast_hi),
+        "range": sql.SQL("{c} >= {lo} AND {c} < {hi}").format(c=c, lo=cast_lo, hi=cast_hi),
+        "from": sql.SQL("{} >= {}").format(c, cast_lo),
+        "null": sql.SQL("{} IS NULL").format(c),
+    }[kind]
+
+
+def copy_statement(r, info, options, names, insertable, kind, batch_col, batch_type) -> str:
+    cols = sql.SQL(", ").join(r.pcol(c) for c in insertable)
+    return r(
+        sql.SQL(
+            "WITH ins AS (INSERT INTO {new} AS n ({cols}) SELECT {cols} FROM {src}"
+            " WHERE {where} RETURNING {bucket} AS b, hash_record_extended(n, 0) AS h)"
+            " SELECT {label}, count(*), sum(h)::text FROM ins GROUP BY b"
+        ).format(
+            new=r.ptable(names["new"]),
+            cols=cols,
+            src=r.ptable(info.name),
+            where=where_clause(r, batch_col, kind, batch_type),
+            bucket=bucket_raw(r, options, "n"),
+            label=sql.SQL(LABEL),
+        )
+    )
+
+
+def step_copy(r, info, options, names, insertable, batches) -> dict:
+    batch_col = batches_column(info, options, batches)
+    batch_type = info.column(batch_col).type
+    kinds = sorted({b["where"] for b in batches})
+    statements = [
+        copy_statement(r, info, options, names, insertable, kind, batch_col, batch_type)
+        for kind in kinds
+    ]
+    return step(
+        "copy",
+        f"Copy in {len(batches)} batches by {batch_col}, each its own transaction with its"
+        " checkpoint; rows are fingerprinted as they are copied",
+        statements,
+        [r(sql.SQL("TRUNCATE {}").format(r.table(names["new"])))],
+        templates={kind: s for kind, s in zip(kinds, statements, strict=True)},
+    )
+
+
+def batches_column(info, options, batches) -> str:
+    from .postgres import batch_column
+
+    return batch_column(info, options)
+
+
+def step_index(r, info, options, names, pk, new_pk) -> dict:
+    new = r.table(names["new"])
+    stmts = []
+    if new_pk:
+        stmts.append(
+            r(
+                sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+                    new, sql.SQL(", ").join(sql.Identifier(c) for c in new_pk)
+                )
+            )
+        )
+    elif pk:
+        stmts.append(
+            r(
+                sql.SQL("CREATE INDEX ON {} ({})").format(
+                    new, sql.SQL(", ").join(sql.Identifier(c) for c in pk)
+                )
+            )
+        )
+    for index in plain_indexes(r.conn, info):
+        cols = list(index["columns"])
+        if index["unique"] and options.column not in cols:
+            cols.append(options.column)
+        stmts.append(
+            r(
+                sql.SQL("CREATE {u}INDEX ON {t} USING {m} ({c})").format(
+                    u=sql.SQL("UNIQUE " if index["unique"] else ""),
+                    t=new,
+                    m=sql.Identifier(index["method"]),
+                    c=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
+                )
+            )
+        )
+    for fk in outbound_foreign_keys(r.conn, info):
+        stmts.append(
+            r(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                    new, sql.Identifier(fk["name"]), sql.SQL(fk["definition"])
+                )
+            )
+        )
+    return step(
+        "index",
+        "Add the primary key, indexes and foreign keys after the load (faster than before)",
+        stmts,
+        [],
+    )
+
+
+def plain_indexes(conn, info) -> list[dict]:
+    from .postgres import INDEXES, regclass
+
+    return [
+        {"name": n, "unique": u, "method": m, "columns": cols}
+        for n, u, m, expression, cols in conn.execute(
+            INDEXES, [regclass(conn, info.schema, info.name)]
+        )
+        if not expression
+    ]
+
+
+def outbound_foreign_keys(conn, info) -> list[dict]:
+    from .postgres import regclass
+
+    rows = conn.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
+        [regclass(conn, info.schema, info.name)],
+    )
+    return [{"name": n, "definition": d} for n, d in rows]
+
+
+def step_verify(r, options, names) -> dict:
+    return step(
+        "verify",
+        "Replay captured writes, then compare rows and an order-independent checksum per"
+        " partition range: the source rows as copied (fingerprinted in the copy) plus the"
+        " replayed changes against a read of the new table. Any difference stops the run.",
+        [templates_fingerprint(r, options, names["new"])],
+        [],
+    )
+
+
+def templates_fingerprint(r, options, table: str) -> str:
+    return r(
+        sql.SQL(
+            "SELECT {label}, c, s::text FROM (SELECT {b} AS b, count(*) AS c,"
+            " sum(hash_record_extended(n, 0)) AS s FROM {t} AS n GROUP BY 1) AS x"
+        ).format(label=sql.SQL(LABEL), b=bucket_raw(r, options, "n"), t=r.ptable(table))
+    )

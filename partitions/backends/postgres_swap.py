@@ -1,0 +1,108 @@
+"""The PostgreSQL swap and post-check steps of a plan: renames, sequence
+ownership, dependent views and materialized views, in one short transaction,
+and the same statements the other way for the swap back."""
+
+from psycopg import sql
+
+from .postgres_plan import drop_capture, owned_sequences, step
+
+
+def swap_statements(
+    r, src: str, names: dict, views: list, sequences: list, back: bool
+) -> list[str]:
+    """Renames (and views, sequence ownership) of the swap, or of the swap back."""
+    current, other = (names["new"], names["old"]) if not back else (names["old"], names["new"])
+    stmts = [
+        r(sql.SQL("ALTER TABLE {} RENAME TO {}").format(r.table(src), sql.Identifier(other))),
+        r(sql.SQL("ALTER TABLE {} RENAME TO {}").format(r.table(current), sql.Identifier(src))),
+    ]
+    for seq in sequences:
+        stmts.append(
+            r(
+                sql.SQL("ALTER SEQUENCE {} OWNED BY {}").format(
+                    sql.Identifier(seq["schema"], seq["name"]),
+                    sql.Identifier(r.schema, src, seq["column"]),
+                )
+            )
+        )
+    for view in views:
+        name = sql.Identifier(view["schema"], view["name"])
+        definition = sql.SQL(view["definition"].rstrip().rstrip(";"))
+        if view.get("kind", "v") == "v":
+            stmts.append(r(sql.SQL("CREATE OR REPLACE VIEW {} AS {}").format(name, definition)))
+            continue
+        # A materialized view keeps its own rows but refreshes from the table it was
+        # built on: re-create it (same name, same index definitions) on the table now
+        # under the name.
+        stmts.append(r(sql.SQL("DROP MATERIALIZED VIEW {}").format(name)))
+        stmts.append(r(sql.SQL("CREATE MATERIALIZED VIEW {} AS {}").format(name, definition)))
+        stmts.extend(view.get("indexes", []))
+    return stmts
+
+
+def step_swap(r, info, names, views) -> dict:
+    src = r.table(info.name)
+    seqs = owned_sequences(r.conn, info)
+    stmts = [
+        "SET LOCAL lock_timeout = '2s'",
+        r(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(src)),
+        "-- replay the last captured writes (same statements as in verify)",
+        *drop_capture(r, info.name, names)[:2],
+        *swap_statements(r, info.name, names, views, seqs, back=False),
+        r(
+            sql.SQL(
+                "CREATE TABLE {c} (seq bigserial PRIMARY KEY,"
+                " xid xid8 NOT NULL DEFAULT pg_current_xact_id(), op char(1) NOT NULL,"
+                " old_row {t}, new_row {t}, applied boolean NOT NULL DEFAULT false,"
+                " applied_delete boolean, applied_insert boolean)"
+            ).format(c=r.table(names["changes_after"]), t=src)
+        ),
+        r(
+            sql.SQL(
+                "CREATE TRIGGER {tg} AFTER INSERT OR UPDATE OR DELETE ON {src}"
+                " FOR EACH ROW EXECUTE FUNCTION {fn}({arg})"
+            ).format(
+                tg=sql.Identifier(names["trigger"]),
+                src=src,
+                fn=r.table(names["function"]),
+                arg=sql.Literal(r(r.table(names["changes_after"]))),
+            )
+        ),
+    ]
+    back = [
+        "SET LOCAL lock_timeout = '2s'",
+        r(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(src)),
+        "-- replay writes made since the swap into the original",
+        r(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(names["trigger"]), src)),
+        *swap_statements(r, info.name, names, views, seqs, back=True),
+    ]
+    return step(
+        "swap",
+        "Swap in one short transaction under lock_timeout (retried): the original is"
+        f" kept as {names['old']} until you drop it; writes after the swap are captured"
+        " so a rollback can carry them back",
+        stmts,
+        back,
+    )
+
+
+def step_post_check(r, info, names, views) -> dict:
+    stmts = [
+        r(sql.SQL("SELECT count(*) FROM {}").format(r.table(info.name))),
+        r(sql.SQL("SELECT count(*) FROM {}").format(r.table(names["old"]))),
+    ]
+    for view in views:
+        stmts.append(
+            r(
+                sql.SQL("SELECT 1 FROM {} LIMIT 1").format(
+                    sql.Identifier(view["schema"], view["name"])
+                )
+            )
+        )
+    stmts.append(r(sql.SQL("ANALYZE {}").format(r.table(info.name))))
+    return step(
+        "post_check",
+        "Row counts again (new = original + writes since the swap); every dependent view answers",
+        stmts,
+        [],
+    )

@@ -1,0 +1,282 @@
+"""Partition migrations: read, plan, start, roll back, drop the kept original.
+
+Each function that changes something writes exactly one audit event; long work
+goes through jobs.runner (the `partition_migration` and `partition_rollback`
+jobs in jobdefs.py, whose bodies are in execution.py).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from jobs import runner
+from opsconsole import audit
+from opsconsole.roles import has_role
+
+from . import warehouses
+from .backends.base import (
+    MigrationOptions,
+    PartitionInfo,
+    PlanRefused,
+    TableInfo,
+    WarehouseUnreachable,
+)
+from .models import ACTIVE_STATES, Migration, MigrationState, MigrationStep
+
+
+class MigrationRefused(Exception):
+    """An action the operator asked for that must not happen; the message says why."""
+
+
+def admin_above_bytes() -> int:
+    return int(getattr(settings, "PARTITIONS_ADMIN_ABOVE_BYTES", 1 << 30))
+
+
+# --- reading -------------------------------------------------------------------
+
+
+def inventory(warehouse: str) -> list[TableInfo]:
+    """Tables of one warehouse with rows, size and partitioning. Reads only."""
+    backend = warehouses.backend(warehouse)
+    try:
+        return backend.list_tables()
+    finally:
+        backend.close()
+
+
+def table_detail(warehouse: str, schema: str, table: str) -> tuple[TableInfo, list[PartitionInfo]]:
+    backend = warehouses.backend(warehouse)
+    try:
+        info = backend.describe(schema, table)
+        parts = backend.list_partitions(schema, table) if info.partitioning else []
+        return info, parts
+    finally:
+        backend.close()
+
+
+def active_migration(warehouse: str, schema: str, table: str) -> Migration | None:
+    return Migration.objects.filter(
+        warehouse=warehouse, schema=schema, table=table, state__in=ACTIVE_STATES
+    ).first()
+
+
+# --- plan ------------------------------------------------------------------------
+
+
+def plan_migration(
+    actor: audit.Actor,
+    warehouse: str,
+    schema: str,
+    table: str,
+    options: dict[str, Any],
+    *,
+    ip_address: str | None = None,
+) -> Migration:
+    """Store a plan (every step's SQL, estimates, dependents, rollbacks) for one
+    table. Changes only the console's database; a newer plan of the same table
+    supersedes an unstarted one. Undo: plan again, or simply never start it."""
+    with audit.record(
+        actor, "partitions.plan", f"{warehouse}:{schema}.{table}", ip_address=ip_address, **options
+    ) as event:
+        existing = active_migration(warehouse, schema, table)
+        if existing and existing.state != MigrationState.PLANNED:
+            raise MigrationRefused(
+                f"migration #{existing.pk} of this table is {existing.state}: one at a time"
+            )
+        url = warehouses.url_of(warehouse)
+        backend = warehouses.backend_for_url(url)
+        try:
+            info = backend.describe(schema, table)
+            opts = MigrationOptions.from_dict(options)
+            with transaction.atomic():
+                if existing:
+                    existing.state = MigrationState.CANCELLED
+                    existing.error = "superseded by a newer plan"
+                    existing.save(update_fields=["state", "error", "updated_at"])
+                migration = Migration.objects.create(
+                    warehouse=warehouse,
+                    backend=backend.kind,
+                    schema=schema,
+                    table=table,
+                    options=opts.as_dict(),
+                    planned_by=audit.actor_label(actor),
+                )
+                plan = backend.plan(migration.pk, info, opts)
+                plan["warehouse"] = warehouse
+                plan["schema_fingerprint"] = backend.schema_fingerprint(info)
+                migration.plan = plan
+                migration.plan_hash = Migration.hash_plan(plan)
+                migration.schema_fingerprint = plan["schema_fingerprint"]
+                migration.save()
+                for position, name in enumerate(backend.steps):
+                    MigrationStep.objects.create(migration=migration, position=position, name=name)
+        except IntegrityError:
+            raise MigrationRefused(
+                "another migration of this table was planned meanwhile"
+            ) from None
+        finally:
+            backend.close()
+        event.params["migration_id"] = migration.pk
+        event.params["plan_hash"] = migration.plan_hash
+    return migration
+
+
+# --- confirm and start -------------------------------------------------------------
+
+
+@dataclass
+class StartCheck:
+    migration: Migration
+    rows: int | None
+    bytes: int | None
+    needs_admin: bool
+    run: Any = None
+
+
+def check_start(actor: audit.Actor, migration: Migration, confirm: str, reason: str) -> StartCheck:
+    """Everything that must hold before a plan runs; raises MigrationRefused."""
+    if migration.state != MigrationState.PLANNED:
+        raise MigrationRefused(f"migration #{migration.pk} is {migration.state}, not planned")
+    if not migration.plan_intact:
+        raise MigrationRefused("the stored plan does not match its hash: plan again")
+    if confirm != migration.table:
+        raise MigrationRefused(f"type the table name exactly ({migration.table}) to confirm")
+    if not reason.strip():
+        raise MigrationRefused("give a reason: it goes into the audit log")
+    size = migration.plan.get("estimates", {}).get("bytes") or 0
+    needs_admin = size > admin_above_bytes()
+    if needs_admin and not (isinstance(actor, str) or has_role(actor, "admin")):
+        raise MigrationRefused(
+            f"this table is larger than {admin_above_bytes()} bytes: an admin must start it"
+        )
+    backend = warehouses.backend(migration.warehouse)
+    try:
+        info = backend.describe(migration.schema, migration.table)
+        if backend.schema_fingerprint(info) != migration.schema_fingerprint:
+            raise MigrationRefused(
+                "the table's schema or dependents changed since this plan was made: plan again"
+            )
+    except PlanRefused as exc:
+        raise MigrationRefused(str(exc)) from None
+    except WarehouseUnreachable as exc:
+        raise MigrationRefused(f"warehouse {migration.warehouse} is unreachable: {exc}") from None
+    finally:
+        backend.close()
+    return StartCheck(migration, info.rows, info.bytes, needs_admin)
+
+
+def start_migration(
+    actor: audit.Actor,
+    migration: Migration,
+    *,
+    confirm: str,
+    reason: str,
+    dry_run: bool = False,
+    ip_address: str | None = None,
+    request_key: str | None = None,
+) -> StartCheck:
+    """Run the stored plan as a job, after the typed confirmation, the reason,
+    the size rule and a re-check of the table's schema. With dry_run, only the
+    checks (the preview). Changes: the migration's state and a Run; undo with
+    rollback_migration once it has succeeded (a failure rolls back by itself)."""
+    if dry_run:
+        return check_start(actor, migration, confirm, reason)
+    with audit.record(
+        actor,
+        "partitions.migrate",
+        migration.target,
+        ip_address=ip_address,
+        migration_id=migration.pk,
+        plan_hash=migration.plan_hash,
+        reason=reason,
+    ) as event:
+        checked = check_start(actor, migration, confirm, reason)
+        with transaction.atomic():
+            updated = Migration.objects.filter(
+                pk=migration.pk, state=MigrationState.PLANNED
+            ).update(state=MigrationState.RUNNING, reason=reason)
+            if not updated:
+                raise MigrationRefused(f"migration #{migration.pk} was started meanwhile")
+            run = runner.start(
+                "partition_migration",
+                {"migration_id": migration.pk},
+                actor,
+                request_key=request_key,
+                ip_address=ip_address,
+            )
+            Migration.objects.filter(pk=migration.pk).update(run=run)
+        event.run = run
+        checked.run = run
+    migration.refresh_from_db()
+    return checked
+
+
+# --- after success -------------------------------------------------------------------
+
+
+def rollback_migration(
+    actor: audit.Actor, migration: Migration, *, reason: str, ip_address: str | None = None
+):
+    """Swap the original back (replaying rows written since the swap) and drop the
+    partitioned table, as a job. Only while the original is kept. Undo: plan and
+    run the migration again."""
+    with audit.record(
+        actor,
+        "partitions.rollback",
+        migration.target,
+        ip_address=ip_address,
+        migration_id=migration.pk,
+        reason=reason,
+    ) as event:
+        if migration.state != MigrationState.SUCCEEDED:
+            raise MigrationRefused(
+                f"only a succeeded migration can be rolled back ({migration.state})"
+            )
+        if migration.result.get("original_dropped"):
+            raise MigrationRefused("the original table was dropped: nothing to swap back to")
+        if not reason.strip():
+            raise MigrationRefused("give a reason: it goes into the audit log")
+        with transaction.atomic():
+            updated = Migration.objects.filter(
+                pk=migration.pk, state=MigrationState.SUCCEEDED
+            ).update(state=MigrationState.ROLLING_BACK)
+            if not updated:
+                raise MigrationRefused("the migration changed meanwhile")
+            run = runner.start(
+                "partition_rollback", {"migration_id": migration.pk}, actor, ip_address=ip_address
+            )
+            Migration.objects.filter(pk=migration.pk).update(rollback_run=run)
+        event.run = run
+    migration.refresh_from_db()
+    return run
+
+
+def drop_original(
+    actor: audit.Actor, migration: Migration, *, confirm: str, ip_address: str | None = None
+) -> Migration:
+    """Drop the original table kept since the swap. Not undoable: after this a
+    rollback is impossible (take a backup first if in doubt)."""
+    with audit.record(
+        actor,
+        "partitions.drop_original",
+        migration.target,
+        ip_address=ip_address,
+        migration_id=migration.pk,
+        run=migration.run,
+    ):
+        if migration.state != MigrationState.SUCCEEDED or migration.result.get("original_dropped"):
+            raise MigrationRefused("only the original of a succeeded migration can be dropped")
+        if confirm != migration.table:
+            raise MigrationRefused(f"type the table name exactly ({migration.table}) to confirm")
+        backend = warehouses.backend(migration.warehouse)
+        try:
+            backend.drop_original(migration.plan)
+        except Exception as exc:  # the warehouse said no: tell the operator, keep state
+            raise MigrationRefused(f"the warehouse refused: {exc}") from exc
+        finally:
+            backend.close()
+        migration.result = {**migration.result, "original_dropped": True}
+        migration.save(update_fields=["result", "updated_at"])
+    return migration

@@ -1,0 +1,216 @@
+"""Pages for partition migrations: thin, one per action; services do the work."""
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from jobs import runner
+from opsconsole import audit
+from opsconsole.models import AuditEvent
+from opsconsole.roles import has_role, role_required
+
+from . import services, warehouses
+from .backends.base import PlanRefused, WarehouseUnreachable
+from .forms import ConfirmForm, DropOriginalForm, PlanForm, ReasonForm
+from .models import Migration
+
+
+def _warehouse(name: str) -> str:
+    if name not in warehouses.names():
+        raise Http404(f"No warehouse named {name!r}.")
+    return name
+
+
+@role_required("viewer")
+def inventory(request):
+    chosen = request.GET.get("warehouse") or (warehouses.names() or [""])[0]
+    tables, error = [], ""
+    if chosen:
+        try:
+            tables = services.inventory(_warehouse(chosen))
+        except (WarehouseUnreachable, OSError, Exception) as exc:  # shown, never a 500
+            error = f"{type(exc).__name__}: {exc}"
+    context = {
+        "warehouses": warehouses.names(),
+        "warehouse": chosen,
+        "tables": tables,
+        "error": error,
+        "migrations": Migration.objects.all()[:20],
+    }
+    return render(request, "partitions/inventory.html", context)
+
+
+def _table(request, warehouse: str):
+    schema = request.GET.get("schema") or request.POST.get("schema") or ""
+    table = request.GET.get("table") or request.POST.get("table") or ""
+    if not schema or not table:
+        raise Http404("Pick a table from the inventory.")
+    try:
+        return services.table_detail(warehouse, schema, table)
+    except PlanRefused as exc:
+        raise Http404(str(exc)) from None
+    except WarehouseUnreachable as exc:
+        raise Http404(f"Warehouse {warehouse} is unreachable: {exc}") from None
+
+
+@role_required("viewer")
+def table_detail(request, warehouse: str):
+    warehouse = _warehouse(warehouse)
+    info, parts = _table(request, warehouse)
+    kind = warehouses.kind_of(warehouses.url_of(warehouse))
+    form = PlanForm(table=info, backend_kind=kind)
+    return render(request, "partitions/table.html", _table_context(warehouse, info, parts, form))
+
+
+def _table_context(warehouse, info, parts, form) -> dict:
+    return {
+        "warehouse": warehouse,
+        "info": info,
+        "partitions": parts,
+        "form": form,
+        "migrations": Migration.objects.filter(
+            warehouse=warehouse, schema=info.schema, table=info.name
+        ),
+    }
+
+
+@role_required("operator")
+@require_POST
+def plan(request, warehouse: str):
+    warehouse = _warehouse(warehouse)
+    info, parts = _table(request, warehouse)
+    kind = warehouses.kind_of(warehouses.url_of(warehouse))
+    form = PlanForm(request.POST, table=info, backend_kind=kind)
+    if form.is_valid():
+        try:
+            migration = services.plan_migration(
+                request.user,
+                warehouse,
+                info.schema,
+                info.name,
+                form.options(),
+                ip_address=audit.client_ip(request),
+            )
+        except (services.MigrationRefused, PlanRefused) as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("partitions:migration", migration.pk)
+    context = _table_context(warehouse, info, parts, form)
+    return render(request, "partitions/table.html", context, status=400)
+
+
+def _migration_context(request, migration: Migration, **forms) -> dict:
+    events = AuditEvent.objects.filter(params__migration_id=migration.pk).order_by("id")
+    return {
+        "migration": migration,
+        "plan": migration.plan,
+        "steps": migration.steps.all(),
+        "run": migration.rollback_run or migration.run,
+        "events": events,
+        "can_operate": has_role(request.user, "operator"),
+        "can_admin": has_role(request.user, "admin"),
+        "confirm_form": forms.get("confirm_form") or ConfirmForm(table=migration.table),
+        "reason_form": forms.get("reason_form") or ReasonForm(),
+        "drop_form": forms.get("drop_form") or DropOriginalForm(),
+    }
+
+
+@role_required("viewer")
+def migration_detail(request, migration_id: int):
+    migration = get_object_or_404(Migration, pk=migration_id)
+    context = _migration_context(request, migration)
+    if request.htmx:
+        return render(request, "partitions/partials/_migration_status.html", context)
+    return render(request, "partitions/migration.html", context)
+
+
+@role_required("operator")
+@require_POST
+def start(request, migration_id: int):
+    migration = get_object_or_404(Migration, pk=migration_id)
+    form = ConfirmForm(request.POST, table=migration.table)
+    if form.is_valid():
+        try:
+            services.start_migration(
+                request.user,
+                migration,
+                confirm=form.cleaned_data["confirm"],
+                reason=form.cleaned_data["reason"],
+                ip_address=audit.client_ip(request),
+            )
+        except (services.MigrationRefused, runner.LaunchRefused) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Migration #{migration.pk} started.")
+            return redirect("partitions:migration", migration.pk)
+    context = _migration_context(request, migration, confirm_form=form)
+    return render(request, "partitions/migration.html", context, status=400)
+
+
+@role_required("operator")
+@require_POST
+def rollback(request, migration_id: int):
+    migration = get_object_or_404(Migration, pk=migration_id)
+    form = ReasonForm(request.POST)
+    if form.is_valid():
+        try:
+            services.rollback_migration(
+                request.user,
+                migration,
+                reason=form.cleaned_data["reason"],
+                ip_address=audit.client_ip(request),
+            )
+        except (services.MigrationRefused, runner.LaunchRefused) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Rollback of migration #{migration.pk} started.")
+            return redirect("partitions:migration", migration.pk)
+    context = _migration_context(request, migration, reason_form=form)
+    return render(request, "partitions/migration.html", context, status=400)
+
+
+@role_required("admin")
+@require_POST
+def drop_original(request, migration_id: int):
+    migration = get_object_or_404(Migration, pk=migration_id)
+    form = DropOriginalForm(request.POST)
+    if form.is_valid():
+        try:
+            services.drop_original(
+                request.user,
+                migration,
+                confirm=form.cleaned_data["confirm"],
+                ip_address=audit.client_ip(request),
+            )
+        except services.MigrationRefused as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "The original table was dropped.")
+            return redirect("partitions:migration", migration.pk)
+    context = _migration_context(request, migration, drop_form=form)
+    return render(request, "partitions/migration.html", context, status=400)
+
+
+@role_required("operator")
+def retention(request):
+    if request.method == "POST":
+        try:
+            run = runner.start(
+                "partition_retention",
+                {"dry_run": False},
+                request.user,
+                ip_address=audit.client_ip(request),
+            )
+        except runner.LaunchRefused as exc:
+            messages.error(request, str(exc))
+            return redirect("partitions:retention")
+        return redirect("jobs:run_detail", run.pk)
+    from .retention import apply_retention
+
+    try:
+        preview = apply_retention(request.user, dry_run=True, ip_address=audit.client_ip(request))
+        error = ""
+    except Exception as exc:  # a warehouse down: say so on the page
+        preview, error = {"tables": []}, f"{type(exc).__name__}: {exc}"
+    return render(request, "partitions/retention.html", {"preview": preview, "error": error})

@@ -1,0 +1,317 @@
+"""Fixtures for partition migrations: payments-shaped tables in a fresh schema of
+the test warehouse database, a writer thread, checksums, and the BigQuery emulator."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from jobs.models import Run
+from jobs.runner import RunContext
+from partitions import execution, faults
+from partitions.models import Migration
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def connect(url: str) -> psycopg.Connection:
+    return psycopg.connect(url, autocommit=True, options="-c TimeZone=UTC")
+
+
+def create_payments(
+    url: str, schema: str, table: str = "payments", rows: int = 3000, pk: bool = True
+):
+    """A payments-shaped table: rows spread over 2024 with some NULL keys and rows
+    exactly on month boundaries, a customers table it references, and a view."""
+    t = sql.Identifier(schema, table)
+    with connect(url) as conn:
+        conn.execute(
+            sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, name text NOT NULL)").format(
+                sql.Identifier(schema, "customers")
+            )
+        )
+        conn.execute(
+            sql.SQL("INSERT INTO {} SELECT g, 'c' || g FROM generate_series(1, 50) g").format(
+                sql.Identifier(schema, "customers")
+            )
+        )
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {t} (id bigserial {pk}, customer_id bigint REFERENCES {c} (id),"
+                " amount_cents bigint NOT NULL, currency char(3) NOT NULL, status text NOT NULL,"
+                " description text, created_at timestamptz, updated_at timestamptz NOT NULL)"
+            ).format(
+                t=t,
+                pk=sql.SQL("PRIMARY KEY" if pk else ""),
+                c=sql.Identifier(schema, "customers"),
+            )
+        )
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {t} (customer_id, amount_cents, currency, status, description,"
+                " created_at, updated_at)"
+                " SELECT 1 + g % 50, g * 7, 'EUR', (ARRAY['COMPLETED','PENDING'])[1 + g % 2],"
+                " CASE WHEN g % 10 = 0 THEN NULL ELSE 'order ' || g END,"
+                " CASE WHEN g % 97 = 0 THEN NULL"
+                "      WHEN g % 89 = 0 THEN date_trunc('month', {start}::timestamptz"
+                "           + make_interval(days => g % 360))"
+                "      ELSE {start}::timestamptz + make_interval(mins => g * 170) END,"
+                " {start}::timestamptz"
+                " FROM generate_series(1, {rows}) g"
+            ).format(t=t, start=sql.Literal(START), rows=sql.Literal(rows)),
+        )
+        conn.execute(
+            sql.SQL(
+                "CREATE VIEW {v} AS SELECT status, count(*) AS n, sum(amount_cents) AS total"
+                " FROM {t} GROUP BY status"
+            ).format(v=sql.Identifier(schema, f"{table}_by_status"), t=t)
+        )
+        daily = sql.Identifier(schema, f"{table}_daily")
+        conn.execute(
+            sql.SQL(
+                "CREATE MATERIALIZED VIEW {m} AS SELECT date_trunc('day', created_at) AS day,"
+                " count(*) AS n FROM {t} GROUP BY 1"
+            ).format(m=daily, t=t)
+        )
+        conn.execute(sql.SQL("CREATE UNIQUE INDEX ON {} (day)").format(daily))
+        conn.execute(sql.SQL("ANALYZE {}").format(t))
+
+
+def checksum(url: str, schema: str, table: str) -> tuple[int, str]:
+    """Row count and an order-independent checksum of the whole row set."""
+    with connect(url) as conn:
+        return conn.execute(
+            sql.SQL(
+                "SELECT count(*), coalesce(sum(hash_record_extended(t, 0)), 0)::text FROM {} t"
+            ).format(sql.Identifier(schema, table))
+        ).fetchone()
+
+
+def relkind(url: str, schema: str, table: str) -> str | None:
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s",
+            [schema, table],
+        ).fetchone()
+    return row[0] if row else None
+
+
+def tables_in(url: str, schema: str) -> set[str]:
+    with connect(url) as conn:
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition",
+            [schema],
+        )
+        return {r[0] for r in rows}
+
+
+class Writer(threading.Thread):
+    """Inserts, updates and deletes rows (some moving between months, some to NULL
+    keys) until stopped; counts what it did."""
+
+    def __init__(self, url: str, schema: str, table: str):
+        super().__init__(daemon=True)
+        self.url, self.schema, self.table = url, schema, table
+        self.stop = threading.Event()
+        self.done = 0
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        t = sql.Identifier(self.schema, self.table)
+        statements = [
+            sql.SQL(
+                "INSERT INTO {} (customer_id, amount_cents, currency, status, created_at,"
+                " updated_at)"
+                " VALUES (1 + %(i)s %% 50, %(i)s, 'USD', 'NEW', %(ts)s, now())"
+            ).format(t),
+            sql.SQL(
+                "UPDATE {} SET amount_cents = amount_cents + 1, updated_at = now()"
+                " WHERE ctid = (SELECT ctid FROM {} WHERE created_at IS NOT NULL"
+                " ORDER BY random() LIMIT 1)"
+            ).format(t, t),
+            sql.SQL(
+                "UPDATE {} SET created_at = created_at + interval '40 days'"
+                " WHERE ctid = (SELECT ctid FROM {} WHERE created_at IS NOT NULL"
+                " ORDER BY random() LIMIT 1)"
+            ).format(t, t),
+            sql.SQL(
+                "DELETE FROM {} WHERE ctid = (SELECT ctid FROM {} ORDER BY random() LIMIT 1)"
+            ).format(t, t),
+            sql.SQL(
+                "UPDATE {} SET created_at = NULL WHERE ctid = (SELECT ctid FROM {}"
+                " ORDER BY random() LIMIT 1)"
+            ).format(t, t),
+        ]
+        try:
+            with connect(self.url) as conn:
+                i = 0
+                while not self.stop.is_set():
+                    ts = START + timedelta(days=i % 400)
+                    conn.execute(statements[i % len(statements)], {"i": i, "ts": ts})
+                    i += 1
+                    self.done = i
+        except Exception as exc:  # surfaced by the test
+            self.error = exc
+
+    def finish(self) -> int:
+        self.stop.set()
+        self.join(timeout=10)
+        assert self.error is None, self.error
+        return self.done
+
+
+def run_inline(migration: Migration, name: str = "partition_migration", max_attempts: int = 4):
+    """Run the job body in this thread with a real Run and RunContext, attempt after
+    attempt while a simulated worker death ends one, like the runner's retries."""
+    run = Run.objects.create(
+        kind="migration",
+        name=name,
+        params={"migration_id": migration.pk},
+        max_attempts=max_attempts,
+        actor_name="test",
+    )
+    field = "run" if name == "partition_migration" else "rollback_run"
+    Migration.objects.filter(pk=migration.pk).update(**{field: run})
+    body = execution.run_migration if name == "partition_migration" else execution.run_rollback
+    while True:
+        run.attempt += 1
+        ctx = RunContext(run, None)
+        try:
+            return run, body(ctx, migration.pk)
+        except faults.WorkerDied:
+            assert run.attempt < max_attempts
+            continue
+
+
+@pytest.fixture(autouse=True)
+def _disarm_faults():
+    yield
+    faults.disarm()
+
+
+@pytest.fixture
+def payments(warehouse_db, pg_schema):
+    create_payments(warehouse_db, pg_schema)
+    return pg_schema
+
+
+# --- BigQuery emulator ----------------------------------------------------------
+
+BQ_PROJECT = "demo-proj"
+
+
+def emulator_binary() -> str:
+    import os
+    import shutil
+    from pathlib import Path
+
+    candidates = [
+        os.environ.get("BQEMULATOR", ""),
+        str(Path(__file__).resolve().parents[2] / ".venv" / "bqemulator" / "bin" / "bqemulator"),
+        shutil.which("bqemulator") or "",
+    ]
+    found = next((c for c in candidates if c and Path(c).exists()), None)
+    assert found, "bqemulator is not installed: run scripts/setup.sh"
+    return found
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def bq_emulator():
+    """The BigQuery emulator as a subprocess on a free port; its REST endpoint."""
+    import subprocess
+    import time
+    import urllib.request
+
+    port, grpc = free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            emulator_binary(),
+            "start",
+            "--rest-port",
+            str(port),
+            "--grpc-port",
+            str(grpc),
+            "--project",
+            BQ_PROJECT,
+            "--log-level",
+            "error",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(
+                f"{endpoint}/bigquery/v2/projects/{BQ_PROJECT}/datasets", timeout=1
+            )
+            break
+        except OSError:
+            assert proc.poll() is None, "the BigQuery emulator exited at start"
+            assert time.monotonic() < deadline, "the BigQuery emulator did not start in 60 s"
+            time.sleep(0.2)
+    yield endpoint
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def bq_dataset(bq_emulator, settings):
+    """A fresh dataset with a payments table and a view on it, as warehouse "bq"."""
+    import uuid
+
+    from partitions.backends.bigquery import BigQueryBackend
+
+    name = f"ds_{uuid.uuid4().hex[:8]}"
+    backend = BigQueryBackend(BQ_PROJECT, name, bq_emulator)
+    backend.client.create_dataset(f"{BQ_PROJECT}.{name}")
+    table = backend.name("payments")
+    backend.query(
+        f"CREATE TABLE {table} (id INT64, customer_id INT64, amount_cents INT64,"
+        " currency STRING, status STRING, description STRING, created_at TIMESTAMP,"
+        " updated_at TIMESTAMP)"
+    )
+    backend.query(
+        f"INSERT INTO {table} SELECT x, MOD(x, 50), x * 7, 'EUR',"
+        " IF(MOD(x, 2) = 0, 'COMPLETED', 'PENDING'), IF(MOD(x, 10) = 0, NULL, 'order'),"
+        " CASE WHEN MOD(x, 97) = 0 THEN NULL"
+        "      WHEN MOD(x, 89) = 0 THEN TIMESTAMP '2024-03-01 00:00:00+00'"
+        "      ELSE TIMESTAMP_ADD(TIMESTAMP '2024-01-01 00:00:00+00', INTERVAL x * 170 MINUTE) END,"
+        " TIMESTAMP '2024-01-01 00:00:00+00' FROM UNNEST(GENERATE_ARRAY(1, 1500)) AS x"
+    )
+    backend.query(
+        f"CREATE VIEW {backend.name('payments_by_status')} AS"
+        f" SELECT status, COUNT(*) AS n FROM {table} GROUP BY status"
+    )
+    settings.WAREHOUSES = {
+        **settings.WAREHOUSES,
+        "bq": f"bigquery://{BQ_PROJECT}/{name}?endpoint={bq_emulator}",
+    }
+    yield backend
+    backend.client.delete_dataset(f"{BQ_PROJECT}.{name}", delete_contents=True, not_found_ok=True)
+    backend.close()
+
+
+def bq_checksum(backend, table: str) -> tuple[int, str]:
+    return tuple(
+        backend.query(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(CAST(FARM_FINGERPRINT(TO_JSON_STRING(t))"
+            f" AS BIGNUMERIC)), 0) AS STRING) FROM {backend.name(table)} AS t"
+        )[0]
+    )

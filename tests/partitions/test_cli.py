@@ -1,0 +1,81 @@
+"""The CLI twin: list, plan, migrate, status, rollback."""
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from partitions.models import Migration, MigrationState
+
+from .conftest import checksum, relkind
+
+
+def cli(*args) -> str:
+    from io import StringIO
+
+    out = StringIO()
+    call_command("partitions", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_it_lists_tables_as_json(payments):
+    tables = json.loads(cli("list", "--warehouse", "main", "--json"))
+    assert {"schema": payments, "name": "payments"}.items() <= next(
+        t for t in tables if t["schema"] == payments and t["name"] == "payments"
+    ).items()
+
+
+@pytest.mark.django_db
+def test_it_plans_and_refuses_to_run_without_yes_and_reason(payments):
+    planned = json.loads(
+        cli(
+            "plan",
+            payments,
+            "payments",
+            "--column",
+            "created_at",
+            "--granularity",
+            "week",
+            "--json",
+        )
+    )
+    migration = Migration.objects.get(pk=planned["migration_id"])
+    assert planned["plan"]["options"]["granularity"] == "week"
+
+    preview = json.loads(cli("migrate", str(migration.pk), "--reason", "r", "--json"))
+    assert preview["dry_run"] is True
+    with pytest.raises(CommandError, match="give a reason"):
+        cli("migrate", str(migration.pk), "--yes")
+    migration.refresh_from_db()
+    assert migration.state == MigrationState.PLANNED
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_bad_column_with_a_clear_error(payments):
+    with pytest.raises(CommandError, match="only timestamp and date columns"):
+        cli("plan", payments, "payments", "--column", "status")
+
+
+def test_it_migrates_watches_and_rolls_back_from_the_command_line(
+    payments, warehouse_db, celery_worker
+):
+    before = checksum(warehouse_db, payments, "payments")
+    planned = json.loads(cli("plan", payments, "payments", "--column", "created_at", "--json"))
+    migration_id = str(planned["migration_id"])
+
+    ran = json.loads(
+        cli("migrate", migration_id, "--yes", "--reason", "cli test", "--wait", "--json")
+    )
+    assert ran["status"] == "succeeded", ran["error"]
+    assert relkind(warehouse_db, payments, "payments") == "p"
+    status = json.loads(cli("status", migration_id, "--json"))
+    assert status[0]["state"] == "succeeded"
+    assert {s["status"] for s in status[0]["steps"]} == {"done"}
+
+    back = json.loads(
+        cli("rollback", migration_id, "--yes", "--reason", "undo", "--wait", "--json")
+    )
+    assert back["status"] == "succeeded", back["error"]
+    assert relkind(warehouse_db, payments, "payments") == "r"
+    assert checksum(warehouse_db, payments, "payments") == before
