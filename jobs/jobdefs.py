@@ -4,32 +4,60 @@ from celery.schedules import crontab
 from django import forms
 from django.conf import settings
 
+from partitions import warehouses
+from partitions.backends.bigquery import TABLE_RE
+
 from . import sync
 from .registry import job
 
 
-def warehouse_choices() -> list[tuple[str, str]]:
-    return [
-        (name, name)
-        for name, url in settings.WAREHOUSES.items()
-        if url.startswith(("postgres://", "postgresql://"))
-    ]
+def warehouse_choices(kinds=("postgres",)) -> list[tuple[str, str]]:
+    return [(name, name) for name, url in settings.WAREHOUSES.items() if kind(url) in kinds]
+
+
+def target_choices() -> list[tuple[str, str]]:
+    return warehouse_choices(kinds=("postgres", "bigquery"))
+
+
+def kind(url: str) -> str | None:
+    try:
+        return warehouses.kind_of(url)
+    except ValueError:
+        return None
 
 
 class WarehouseField(forms.ChoiceField):
-    def __init__(self, **kwargs):
-        super().__init__(choices=warehouse_choices, **kwargs)
+    def __init__(self, choices=warehouse_choices, **kwargs):
+        super().__init__(choices=choices, **kwargs)
 
 
 class TableSyncForm(forms.Form):
     source = WarehouseField(initial="main", help_text="Database holding the source table")
     source_table = forms.CharField(initial="public.payments", max_length=200)
-    target = WarehouseField(initial="main", help_text="Warehouse receiving the copy")
-    target_table = forms.CharField(initial="analytics.payments", max_length=200)
+    target = WarehouseField(
+        choices=target_choices, initial="main", help_text="Warehouse receiving the copy"
+    )
+    target_table = forms.CharField(
+        initial="analytics.payments",
+        max_length=200,
+        help_text="schema.table in PostgreSQL; a table of the warehouse's dataset in BigQuery",
+    )
     watermark = forms.CharField(
         initial="updated_at", max_length=63, help_text="Column that grows when a row changes"
     )
     batch_size = forms.IntegerField(initial=5000, min_value=1, max_value=100_000)
+
+    def clean(self):
+        data = super().clean()
+        target, table = data.get("target"), data.get("target_table")
+        bigquery = target and kind(settings.WAREHOUSES[target]) == "bigquery"
+        if bigquery and table and not TABLE_RE.fullmatch(table):
+            self.add_error(
+                "target_table",
+                "A BigQuery target is a table name in the warehouse's dataset: letters,"
+                " digits, _, - and spaces, without a dataset or project.",
+            )
+        return data
 
 
 @job(
@@ -56,7 +84,13 @@ def table_sync(ctx, params):
         ctx.progress(read, None, message)
         ctx.log(f"{message} ({written} rows written so far)")
 
-    return sync.sync_table(
+    copy = sync.sync_table
+    if kind(settings.WAREHOUSES[params["target"]]) == "bigquery":
+        from .sync_bigquery import sync_to_bigquery
+
+        copy = sync_to_bigquery
+
+    return copy(
         settings.WAREHOUSES[params["source"]],
         params["source_table"],
         settings.WAREHOUSES[params["target"]],

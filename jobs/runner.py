@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import traceback
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -131,19 +132,21 @@ def start(
 
 
 def task_id_for(run: Run, attempt: int) -> str:
-    return f"run-{run.pk}-{attempt}"
+    """A new Celery task id for `attempt` of `run`: readable, and never reused (workers
+    remember revoked ids, and run ids restart in a new database)."""
+    return f"run-{run.pk}-{attempt}-{uuid.uuid4().hex[:8]}"
 
 
 def enqueue(run: Run, countdown: float | None = None) -> None:
-    """Hand the run to Celery; a broker failure fails the run with the reason."""
+    """Hand the run to Celery under `run.celery_task_id`, which the caller has committed;
+    a broker failure fails the run with the reason."""
     from .tasks import execute_run
 
     spec = registry.get(run.name)
-    task_id = task_id_for(run, run.attempt + 1)
     try:
         execute_run.apply_async(
             args=[run.pk],
-            task_id=task_id,
+            task_id=run.celery_task_id,
             countdown=countdown,
             soft_time_limit=spec.soft_timeout,
             time_limit=spec.hard_timeout,
@@ -335,7 +338,10 @@ def execute(run_id: int) -> str:
     except StillRunning as exc:
         # Look again once the heartbeat would have gone stale: then this run resumes
         # (a new attempt) if its worker died, or is found finished if it did not.
-        enqueue(exc.args[0], countdown=lost_after_s())
+        run = exc.args[0]
+        run.celery_task_id = task_id_for(run, run.attempt + 1)
+        Run.objects.filter(pk=run.pk).update(celery_task_id=run.celery_task_id)
+        enqueue(run, countdown=lost_after_s())
         return "rechecking"
     if run is None:
         return "skipped"

@@ -10,7 +10,8 @@ from psycopg import sql
 
 from opsconsole.roles import set_role
 
-pytest_plugins = ["tests.browser"]  # the `page` fixture (Playwright + Chromium)
+# Fixtures of their own modules: `page` (Playwright + Chromium), the BigQuery emulator.
+pytest_plugins = ["tests.browser", "tests.bigquery"]
 
 PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 WAREHOUSE_DB = "opsconsole_test_wh"

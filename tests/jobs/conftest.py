@@ -4,7 +4,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from jobs.models import Run
+from jobs.models import ACTIVE_STATUSES, Run
 
 from . import testjobs
 
@@ -24,9 +24,15 @@ def wait_for(
 
 @pytest.fixture
 def release_slow_jobs():
+    """Slow test jobs run until released; released (and finished) when the test ends."""
     testjobs.released.clear()
     yield testjobs.released
     testjobs.released.set()
+    # The next test must not meet this one's run still holding the exclusive lock.
+    deadline = time.monotonic() + 10
+    while Run.objects.filter(name="test_slow", status__in=ACTIVE_STATUSES).exists():
+        assert time.monotonic() < deadline, "a test_slow run did not stop after its release"
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ from partitions import faults, services, warehouses
 from partitions.backends.base import PlanRefused
 from partitions.backends.bigquery import BigQueryBackend
 from partitions.models import Migration, MigrationState
+from tests.bigquery import bq_checksum
 
-from .conftest import bq_checksum, run_inline
+from .conftest import run_inline
 
 pytestmark = pytest.mark.django_db
 

@@ -5,8 +5,7 @@ import uuid
 import pytest
 
 from partitions import demo, warehouses
-
-from .conftest import BQ_PROJECT
+from tests.bigquery import BQ_PROJECT
 
 
 def test_it_seeds_the_bigquery_demo_table_once(bq_emulator, settings):
