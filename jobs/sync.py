@@ -71,6 +71,22 @@ def primary_key_of(conn: psycopg.Connection, table: Table) -> list[str]:
     return [r[0] for r in rows]
 
 
+def describe_source(
+    conn: psycopg.Connection, name: str, watermark: str
+) -> tuple[Table, list[tuple[str, str]], list[str]]:
+    """The source table, its (column, type) list and primary key, or a clear SyncError."""
+    source = resolve_table(conn, name)
+    if source is None:
+        raise SyncError(f"Source table {name!r} does not exist.")
+    columns = columns_of(conn, source)
+    if watermark not in [c for c, _ in columns]:
+        raise SyncError(f"Source table {source} has no column {watermark!r} to use as watermark.")
+    key = primary_key_of(conn, source)
+    if not key:
+        raise SyncError(f"Source table {source} has no primary key; table_sync upserts by it.")
+    return source, columns, key
+
+
 def ensure_target(
     conn: psycopg.Connection,
     target: Table,
@@ -113,18 +129,8 @@ def sync_table(
     Undo: none needed; the target is a copy, rebuilt by dropping it and syncing again.
     """
     with psycopg.connect(source_url, autocommit=True) as src, psycopg.connect(target_url) as dst:
-        source = resolve_table(src, source_name)
-        if source is None:
-            raise SyncError(f"Source table {source_name!r} does not exist.")
-        columns = columns_of(src, source)
+        source, columns, key = describe_source(src, source_name, watermark)
         names = [c for c, _ in columns]
-        if watermark not in names:
-            raise SyncError(
-                f"Source table {source} has no column {watermark!r} to use as watermark."
-            )
-        key = primary_key_of(src, source)
-        if not key:
-            raise SyncError(f"Source table {source} has no primary key; table_sync upserts by it.")
         target = resolve_table(dst, target_name) or split_name(target_name)
         ensure_target(dst, target, columns, key, watermark)
         dst.commit()

@@ -39,7 +39,7 @@ from partitions.backends.bigquery import (
 )
 from partitions.warehouses import backend_for_url
 
-from .sync import SyncError, columns_of, primary_key_of, resolve_table
+from .sync import SyncError, describe_source
 
 # PostgreSQL type (format_type() without its modifier) -> BigQuery type.
 TYPE_MAP = {
@@ -238,20 +238,8 @@ def sync_to_bigquery(
         raise SyncError(f"{target_url.split('://')[0]} warehouse given to the BigQuery sync.")
     try:
         with psycopg.connect(source_url, autocommit=True) as src:
-            source = resolve_table(src, source_name)
-            if source is None:
-                raise SyncError(f"Source table {source_name!r} does not exist.")
-            columns = columns_of(src, source)
+            source, columns, key = describe_source(src, source_name, watermark)
             names = [c for c, _ in columns]
-            if watermark not in names:
-                raise SyncError(
-                    f"Source table {source} has no column {watermark!r} to use as watermark."
-                )
-            key = primary_key_of(src, source)
-            if not key:
-                raise SyncError(
-                    f"Source table {source} has no primary key; table_sync upserts by it."
-                )
             for name in names:
                 valid(COLUMN_RE, name, "column name")
             pg_types = dict(columns)

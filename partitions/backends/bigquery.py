@@ -40,7 +40,7 @@ PING_RETRY = bigquery.DEFAULT_RETRY.with_deadline(5)
 
 
 def check(pattern: re.Pattern, value: str, what: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise PlanRefused(f"invalid BigQuery {what}: {value!r}")
     return value
 
