@@ -1,3 +1,5 @@
+import uuid
+
 from django import forms
 from django.contrib import messages
 from django.http import Http404
@@ -52,8 +54,6 @@ def runbook_list(request):
 @role_required("operator")
 def runbook_detail(request, name: str):
     """GET: the form. POST: the preview (same code path as the run), then the launch."""
-    import uuid
-
     book = _book_or_404(name)
     params_form = book.form(request.POST or None) if book.form else None
     confirm_form = None
