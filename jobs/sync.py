@@ -7,7 +7,7 @@ checkpoint. Each batch is written in its own transaction with an upsert by
 primary key, so repeating a run (or a batch after a crash) changes nothing.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import psycopg
@@ -146,44 +146,59 @@ def sync_table(
         ).fetchone()
         dst.commit()
 
-        column_list = sql.SQL(", ").join(map(sql.Identifier, names))
-        select = sql.SQL("SELECT {cols} FROM {src} {where} ORDER BY {order} LIMIT %s").format(
-            cols=column_list,
-            src=source.ident,
-            where=sql.SQL("WHERE ({order}) > ({marks})").format(
-                order=order_sql, marks=sql.SQL(", ").join(sql.Placeholder() * len(order))
-            ),
-            order=order_sql,
-        )
-        first_select = sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT %s").format(
-            column_list, source.ident, order_sql
-        )
         upsert = upsert_sql(target, names, key)
-        positions = [names.index(c) for c in order]
         read = written = batches = 0
-        cursor_mark = start
-        while True:
-            if cursor_mark is None:
-                rows = src.execute(first_select, [batch_size]).fetchall()
-            else:
-                rows = src.execute(select, [*cursor_mark, batch_size]).fetchall()
-            if not rows:
-                break
+        mark = start
+        for rows, mark in source_batches(src, source, names, order, start, batch_size):
             with dst.transaction(), dst.cursor() as cur:
                 cur.executemany(upsert, rows)
                 written += len(rows)
             read += len(rows)
             batches += 1
-            cursor_mark = tuple(rows[-1][p] for p in positions)
-            report(read, written, f"batch {batches}: up to {watermark} = {cursor_mark[0]}")
+            report(read, written, f"batch {batches}: up to {watermark} = {mark[0]}")
         return {
             "source": str(source),
             "target": str(target),
             "rows_read": read,
             "rows_written": written,
             "batches": batches,
-            "watermark": str(cursor_mark[0]) if cursor_mark else None,
+            "watermark": str(mark[0]) if mark else None,
         }
+
+
+def source_batches(
+    conn: psycopg.Connection,
+    source: Table,
+    names: list[str],
+    order: list[str],
+    start: tuple | None,
+    batch_size: int,
+) -> Iterator[tuple[list[tuple], tuple]]:
+    """Source rows after `start` in `order` (watermark, then key), `batch_size` at a time:
+    yields (rows, the last row's `order` values), the mark the next batch starts after."""
+    order_sql = sql.SQL(", ").join(map(sql.Identifier, order))
+    column_list = sql.SQL(", ").join(map(sql.Identifier, names))
+    after = sql.SQL("SELECT {} FROM {} WHERE ({}) > ({}) ORDER BY {} LIMIT %s").format(
+        column_list,
+        source.ident,
+        order_sql,
+        sql.SQL(", ").join(sql.Placeholder() * len(order)),
+        order_sql,
+    )
+    first = sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT %s").format(
+        column_list, source.ident, order_sql
+    )
+    positions = [names.index(c) for c in order]
+    mark = start
+    while True:
+        if mark is None:
+            rows = conn.execute(first, [batch_size]).fetchall()
+        else:
+            rows = conn.execute(after, [*mark, batch_size]).fetchall()
+        if not rows:
+            return
+        mark = tuple(rows[-1][p] for p in positions)
+        yield rows, mark
 
 
 def upsert_sql(target: Table, names: list[str], key: list[str]) -> sql.Composed:

@@ -25,7 +25,6 @@ from typing import Any
 import psycopg
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
-from psycopg import sql
 
 from partitions.backends.base import PlanRefused, WarehouseUnreachable
 from partitions.backends.bigquery import (
@@ -39,7 +38,7 @@ from partitions.backends.bigquery import (
 )
 from partitions.warehouses import backend_for_url
 
-from .sync import SyncError, describe_source
+from .sync import SyncError, describe_source, source_batches
 
 # PostgreSQL type (format_type() without its modifier) -> BigQuery type.
 TYPE_MAP = {
@@ -265,35 +264,14 @@ def sync_to_bigquery(
 def copy_batches(
     src, source, target, table, names, key, order, pg_types, bq_types, start, batch_size, report
 ) -> dict:
-    order_sql = sql.SQL(", ").join(map(sql.Identifier, order))
-    column_list = sql.SQL(", ").join(map(sql.Identifier, names))
-    select = sql.SQL(
-        "SELECT {cols} FROM {src} WHERE ({order}) > ({marks}) ORDER BY {order} LIMIT %s"
-    )
-    select = select.format(
-        cols=column_list,
-        src=source.ident,
-        order=order_sql,
-        marks=sql.SQL(", ").join(sql.Placeholder() * len(order)),
-    )
-    first_select = sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT %s").format(
-        column_list, source.ident, order_sql
-    )
     fields = [(n, bq_types[n]) for n in names]
     key_fields = [(k, bq_types[k]) for k in key]
     key_pos = [names.index(k) for k in key]
-    positions = [names.index(c) for c in order]
     delete, insert = delete_sql(target, table, key), insert_sql(target, table, names)
     count = count_keys_sql(target, table, key)
     read = written = batches = 0
-    cursor_mark = start
-    while True:
-        if cursor_mark is None:
-            rows = src.execute(first_select, [batch_size]).fetchall()
-        else:
-            rows = src.execute(select, [*cursor_mark, batch_size]).fetchall()
-        if not rows:
-            break
+    mark = start
+    for rows, mark in source_batches(src, source, names, order, start, batch_size):
         keys = [tuple(row[p] for p in key_pos) for row in rows]
         values = [
             [to_bigquery(v, bq_types[n], pg_types[n], n) for n, v in zip(names, row, strict=True)]
@@ -314,13 +292,12 @@ def copy_batches(
         written += len(rows)
         read += len(rows)
         batches += 1
-        cursor_mark = tuple(rows[-1][p] for p in positions)
-        report(read, written, f"batch {batches}: up to {order[0]} = {cursor_mark[0]}")
+        report(read, written, f"batch {batches}: up to {order[0]} = {mark[0]}")
     return {
         "source": str(source),
         "target": f"{target.dataset}.{table}",
         "rows_read": read,
         "rows_written": written,
         "batches": batches,
-        "watermark": str(cursor_mark[0]) if cursor_mark else None,
+        "watermark": str(mark[0]) if mark else None,
     }
