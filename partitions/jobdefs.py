@@ -16,8 +16,9 @@ class RetentionParams(forms.Form):
     dry_run = forms.BooleanField(required=False)
 
 
-@job(
-    "partition_migration",
+# Migrations and rollbacks resume from their checkpoints, so a retry after a lost
+# worker continues the work; both start only from their pages (typed confirmation).
+MIGRATION_POLICY = dict(
     kind="migration",
     form=MigrationParams,
     retries=3,
@@ -27,22 +28,15 @@ class RetentionParams(forms.Form):
     role="operator",
     listed=False,
 )
+
+
+@job("partition_migration", **MIGRATION_POLICY)
 def partition_migration(ctx, params):
     """Run a confirmed partition migration plan (resumes from its checkpoints)."""
     return execution.run_migration(ctx, params["migration_id"])
 
 
-@job(
-    "partition_rollback",
-    kind="migration",
-    form=MigrationParams,
-    retries=3,
-    backoff=1,
-    backoff_max=10,
-    soft_timeout=6 * 3600,
-    role="operator",
-    listed=False,
-)
+@job("partition_rollback", **MIGRATION_POLICY)
 def partition_rollback(ctx, params):
     """Swap a migrated table's original back and drop the partitioned copy."""
     return execution.run_rollback(ctx, params["migration_id"])
