@@ -26,7 +26,8 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from partitions.backends.base import MigrationOptions, StepReport  # noqa: E402
-from partitions.backends.postgres import PostgresBackend, partition_bounds  # noqa: E402
+from partitions.backends.postgres import PostgresBackend  # noqa: E402
+from partitions.backends.postgres.rules import partition_bounds  # noqa: E402
 
 ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DB = "opsconsole_bench_part"

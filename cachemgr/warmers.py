@@ -8,8 +8,10 @@ from collections.abc import Iterator
 
 import psycopg
 from celery.schedules import crontab
-from django.conf import settings
 from psycopg import sql
+
+from partitions import warehouses
+from partitions.warehouses import postgres as connections
 
 from . import conf
 from .registry import warmer
@@ -18,12 +20,11 @@ WAREHOUSE = "main"
 
 
 def _connect() -> psycopg.Connection:
-    url = settings.WAREHOUSES.get(WAREHOUSE, "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        raise RuntimeError(
-            f"The demo warmers read PostgreSQL; warehouse {WAREHOUSE!r} is {url or 'not set'}."
-        )
-    conn = psycopg.connect(url, connect_timeout=5)
+    url = warehouses.of_kind("postgres").get(WAREHOUSE)
+    if url is None:
+        found = warehouses.configured().get(WAREHOUSE) or "not set"
+        raise RuntimeError(f"The demo warmers read PostgreSQL; warehouse {WAREHOUSE!r} is {found}.")
+    conn = connections.connect(url, purpose="warmers", autocommit=False)
     schema = conf.get("CACHE_DEMO_SCHEMA")
     conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
     return conn

@@ -6,7 +6,9 @@ table_sync job feeds. Idempotent: tables are created once and topped up.
 """
 
 import psycopg
-from django.conf import settings
+
+from partitions import warehouses
+from partitions.warehouses import postgres as connections
 
 DEMO_WAREHOUSE = "main"
 DEMO_PAYMENTS = 200_000
@@ -49,7 +51,7 @@ PLANS = [(1, "free", 0), (2, "starter", 900), (3, "team", 4900), (4, "enterprise
 
 
 def demo_url() -> str:
-    return settings.WAREHOUSES[DEMO_WAREHOUSE]
+    return warehouses.url_of(DEMO_WAREHOUSE)
 
 
 def create_tables(conn: psycopg.Connection) -> None:
@@ -87,7 +89,7 @@ def feed_payments(url: str, rows: int) -> dict:
 
     Changes: rows of public.payments in the demo database only.
     """
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connections.connect(url, purpose="demo") as conn:
         insert_payments(conn, rows, days_back=0)
         updated = conn.execute(
             """UPDATE public.payments SET status = 'COMPLETED', updated_at = now()
@@ -112,7 +114,7 @@ def install_feed_schedule() -> None:
 
 
 def seed() -> dict:
-    with psycopg.connect(demo_url(), autocommit=True) as conn:
+    with connections.connect(demo_url(), purpose="demo") as conn:
         create_tables(conn)
         conn.execute(
             """

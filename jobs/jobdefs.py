@@ -2,7 +2,6 @@
 
 from celery.schedules import crontab
 from django import forms
-from django.conf import settings
 
 from partitions import warehouses
 from partitions.backends.bigquery import TABLE_RE
@@ -12,18 +11,16 @@ from .registry import job
 
 
 def warehouse_choices(kinds=("postgres",)) -> list[tuple[str, str]]:
-    return [(name, name) for name, url in settings.WAREHOUSES.items() if kind(url) in kinds]
+    return [(name, name) for name in warehouses.names() if is_kind(name, *kinds)]
 
 
 def target_choices() -> list[tuple[str, str]]:
     return warehouse_choices(kinds=("postgres", "bigquery"))
 
 
-def kind(url: str) -> str | None:
-    try:
-        return warehouses.kind_of(url)
-    except ValueError:
-        return None
+def is_kind(name: str, *kinds: str) -> bool:
+    """Whether warehouse `name` is configured with a URL of one of `kinds`."""
+    return any(name in warehouses.of_kind(kind) for kind in kinds)
 
 
 class WarehouseField(forms.ChoiceField):
@@ -50,7 +47,7 @@ class TableSyncForm(forms.Form):
     def clean(self):
         data = super().clean()
         target, table = data.get("target"), data.get("target_table")
-        bigquery = target and kind(settings.WAREHOUSES[target]) == "bigquery"
+        bigquery = target and is_kind(target, "bigquery")
         if bigquery and table and not TABLE_RE.fullmatch(table):
             self.add_error(
                 "target_table",
@@ -85,15 +82,15 @@ def table_sync(ctx, params):
         ctx.log(f"{message} ({written} rows written so far)")
 
     copy = sync.sync_table
-    if kind(settings.WAREHOUSES[params["target"]]) == "bigquery":
+    if is_kind(params["target"], "bigquery"):
         from .sync_bigquery import sync_to_bigquery
 
         copy = sync_to_bigquery
 
     return copy(
-        settings.WAREHOUSES[params["source"]],
+        warehouses.url_of(params["source"]),
         params["source_table"],
-        settings.WAREHOUSES[params["target"]],
+        warehouses.url_of(params["target"]),
         params["target_table"],
         watermark=params.get("watermark", "updated_at"),
         batch_size=int(params.get("batch_size", 5000)),
@@ -128,7 +125,7 @@ class RefreshMatviewsForm(forms.Form):
 )
 def refresh_matviews(ctx, params):
     """REFRESH MATERIALIZED VIEW CONCURRENTLY for each configured view."""
-    url = settings.WAREHOUSES[params["warehouse"]]
+    url = warehouses.url_of(params["warehouse"])
     names = params["views"].split(",")
     refreshed = []
     for done, name in enumerate(names, start=1):
@@ -147,4 +144,4 @@ def demo_payments_feed(ctx, params):
     """Demo only: new payments arrive and some change status, as in production."""
     from . import demo
 
-    return demo.feed_payments(settings.WAREHOUSES[params["warehouse"]], int(params["rows"]))
+    return demo.feed_payments(warehouses.url_of(params["warehouse"]), int(params["rows"]))

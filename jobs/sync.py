@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from partitions.warehouses import postgres as connections
+
 from .runner import PermanentError
 
 
@@ -128,7 +130,10 @@ def sync_table(
     Changes: inserts or updates rows of the target table (created if missing).
     Undo: none needed; the target is a copy, rebuilt by dropping it and syncing again.
     """
-    with psycopg.connect(source_url, autocommit=True) as src, psycopg.connect(target_url) as dst:
+    with (
+        connections.connect(source_url, purpose="table-sync") as src,
+        connections.connect(target_url, purpose="table-sync", autocommit=False) as dst,
+    ):
         source, columns, key = describe_source(src, source_name, watermark)
         names = [c for c, _ in columns]
         target = resolve_table(dst, target_name) or split_name(target_name)
@@ -226,7 +231,7 @@ def refresh_matview(url: str, name: str) -> dict:
 
     Changes: the view's rows. Undo: none (it is derived data; refresh again).
     """
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connections.connect(url, purpose="refresh-matview") as conn:
         row = conn.execute(
             """SELECT n.nspname, c.relname,
                       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique
@@ -257,7 +262,7 @@ def row_counts(source_url: str, source_name: str, target_url: str, target_name: 
     """(rows in source, rows in target), for checks after a sync."""
     counts = []
     for url, name in ((source_url, source_name), (target_url, target_name)):
-        with psycopg.connect(url) as conn:
+        with connections.connect(url, purpose="table-sync", autocommit=False) as conn:
             table = resolve_table(conn, name)
             if table is None:
                 raise SyncError(f"Table {name!r} does not exist.")

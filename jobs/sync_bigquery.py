@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from partitions.backends.base import PlanRefused, WarehouseUnreachable
+from partitions.backends import for_url
+from partitions.backends.base import PlanRefused
 from partitions.backends.bigquery import (
     COLUMN_RE,
     QUERY_TIMEOUT_S,
@@ -36,7 +36,8 @@ from partitions.backends.bigquery import (
     check,
     column,
 )
-from partitions.warehouses import backend_for_url
+from partitions.warehouses import WarehouseUnreachable
+from partitions.warehouses import postgres as connections
 
 from .sync import SyncError, describe_source, source_batches
 
@@ -69,14 +70,11 @@ class ReadBackMismatch(RuntimeError):
 
 
 def valid(pattern: re.Pattern, value: str, what: str) -> str:
-    """check(), whole-string: the backend's patterns end in `$`, which passes a final newline."""
+    """check() (whole-string), refusing as the sync refuses: with a SyncError."""
     try:
-        check(pattern, value, what)
+        return check(pattern, value, what)
     except PlanRefused as exc:
         raise SyncError(str(exc)) from None
-    if not pattern.fullmatch(value):
-        raise SyncError(f"invalid BigQuery {what}: {value!r}")
-    return value
 
 
 def bigquery_type(name: str, pg_type: str) -> str:
@@ -232,11 +230,11 @@ def sync_to_bigquery(
     Undo: none needed; the target is a copy, rebuilt by dropping it and syncing again.
     """
     table = valid(TABLE_RE, target_name, "table name")
-    target = backend_for_url(target_url)
+    target = for_url(target_url)
     if not isinstance(target, BigQueryBackend):
         raise SyncError(f"{target_url.split('://')[0]} warehouse given to the BigQuery sync.")
     try:
-        with psycopg.connect(source_url, autocommit=True) as src:
+        with connections.connect(source_url, purpose="table-sync") as src:
             source, columns, key = describe_source(src, source_name, watermark)
             names = [c for c, _ in columns]
             for name in names:

@@ -7,26 +7,24 @@ whose emulator answers (start one with
 WAREHOUSES=main=postgres://…,analytics=bigquery://demo-proj/analytics?endpoint=http://127.0.0.1:9050).
 """
 
-from django.conf import settings
+from google.api_core import exceptions as gexc
 
-from . import warehouses
+from . import backends, warehouses
 
 DEMO_ROWS = 20_000
 
 
 def seed() -> dict:
     seeded = {}
-    for name, url in settings.WAREHOUSES.items():
-        if warehouses.kind_of(url) != "bigquery" or "endpoint=" not in url:
+    for name in warehouses.of_kind("bigquery"):
+        if not warehouses.get(name).endpoint:  # only the emulator gets demo rows
             continue
         seeded[name] = seed_bigquery(name)
     return seeded or {"bigquery": "no emulator warehouse configured; PostgreSQL demo only"}
 
 
 def seed_bigquery(name: str) -> str:
-    from google.api_core import exceptions as gexc
-
-    backend = warehouses.backend(name)
+    backend = backends.for_warehouse(name)
     try:
         try:
             backend.ping()

@@ -14,9 +14,10 @@ from django.utils import timezone
 from jobs.runner import JobCancelled, JobTimedOut, PermanentError, RunContext
 from opsconsole import audit
 
-from . import faults, warehouses
-from .backends.base import Backend, PlanRefused, StepFailed, StepReport, WarehouseUnreachable
+from . import backends, faults
+from .backends.base import Backend, PlanRefused, StepFailed, StepReport
 from .models import Migration, MigrationState, MigrationStep, StepStatus
+from .warehouses import WarehouseUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def run_migration(ctx: RunContext, migration_id: int) -> dict[str, Any]:
         raise MigrationStopped("the stored plan does not match its hash")
     ctx.log(f"attempt {ctx.run.attempt}: migrating {migration.target}")
     try:
-        backend = warehouses.backend(migration.warehouse)
+        backend = backends.for_warehouse(migration.warehouse)
     except Exception as exc:
         return fail_into_rollback(ctx, migration, None, exc)
     try:
@@ -122,7 +123,7 @@ def fail_into_rollback(
         error=error[:500],
     ) as event:
         try:
-            backend = backend or warehouses.backend(migration.warehouse)
+            backend = backend or backends.for_warehouse(migration.warehouse)
             report = StepReport(log=ctx.log)
             swapped = backend.is_swapped(migration.plan)
             event.params["undo"] = backend.undo(migration.plan, swapped, report)
@@ -141,7 +142,7 @@ def run_rollback(ctx: RunContext, migration_id: int) -> dict[str, Any]:
     claim(ctx, migration, "rollback_run")
     if migration.state != MigrationState.ROLLING_BACK:
         raise MigrationStopped(f"migration #{migration.pk} is {migration.state}, not rolling back")
-    backend = warehouses.backend(migration.warehouse)
+    backend = backends.for_warehouse(migration.warehouse)
     try:
         ctx.progress(0, 1, "swapping the original back")
         report = StepReport(log=ctx.log, check=ctx.check)

@@ -6,7 +6,7 @@ from typing import Any
 
 from opsconsole import audit
 
-from . import warehouses
+from . import backends
 from .models import Migration, MigrationState
 
 
@@ -33,7 +33,7 @@ def apply_retention(
         actor, action, "all migrated tables", ip_address=ip_address, run=run
     ) as event:
         for migration in targets():
-            backend = warehouses.backend(migration.warehouse)
+            backend = backends.for_warehouse(migration.warehouse)
             try:
                 done = backend.maintain(migration.plan, dry_run=dry_run)
             finally:

@@ -15,15 +15,15 @@ from jobs import runner
 from opsconsole import audit
 from opsconsole.roles import has_role
 
-from . import warehouses
+from . import backends, warehouses
 from .backends.base import (
     MigrationOptions,
     PartitionInfo,
     PlanRefused,
     TableInfo,
-    WarehouseUnreachable,
 )
 from .models import ACTIVE_STATES, Migration, MigrationState, MigrationStep
+from .warehouses import WarehouseUnreachable
 
 
 class MigrationRefused(Exception):
@@ -39,7 +39,7 @@ def admin_above_bytes() -> int:
 
 def inventory(warehouse: str) -> list[TableInfo]:
     """Tables of one warehouse with rows, size and partitioning. Reads only."""
-    backend = warehouses.backend(warehouse)
+    backend = backends.for_warehouse(warehouse)
     try:
         return backend.list_tables()
     finally:
@@ -47,7 +47,7 @@ def inventory(warehouse: str) -> list[TableInfo]:
 
 
 def table_detail(warehouse: str, schema: str, table: str) -> tuple[TableInfo, list[PartitionInfo]]:
-    backend = warehouses.backend(warehouse)
+    backend = backends.for_warehouse(warehouse)
     try:
         info = backend.describe(schema, table)
         parts = backend.list_partitions(schema, table) if info.partitioning else []
@@ -86,7 +86,7 @@ def plan_migration(
                 f"migration #{existing.pk} of this table is {existing.state}: one at a time"
             )
         url = warehouses.url_of(warehouse)
-        backend = warehouses.backend_for_url(url)
+        backend = backends.for_url(url)
         try:
             info = backend.describe(schema, table)
             opts = MigrationOptions.from_dict(options)
@@ -151,7 +151,7 @@ def check_start(actor: audit.Actor, migration: Migration, confirm: str, reason: 
         raise MigrationRefused(
             f"this table is larger than {admin_above_bytes()} bytes: an admin must start it"
         )
-    backend = warehouses.backend(migration.warehouse)
+    backend = backends.for_warehouse(migration.warehouse)
     try:
         info = backend.describe(migration.schema, migration.table)
         if backend.schema_fingerprint(info) != migration.schema_fingerprint:
@@ -270,7 +270,7 @@ def drop_original(
             raise MigrationRefused("only the original of a succeeded migration can be dropped")
         if confirm != migration.table:
             raise MigrationRefused(f"type the table name exactly ({migration.table}) to confirm")
-        backend = warehouses.backend(migration.warehouse)
+        backend = backends.for_warehouse(migration.warehouse)
         try:
             backend.drop_original(migration.plan)
         except Exception as exc:  # the warehouse said no: tell the operator, keep state

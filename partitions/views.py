@@ -11,9 +11,10 @@ from opsconsole.models import AuditEvent
 from opsconsole.roles import has_role, role_required
 
 from . import services, warehouses
-from .backends.base import PlanRefused, WarehouseUnreachable
+from .backends.base import PlanRefused
 from .forms import ConfirmForm, DropOriginalForm, PlanForm, ReasonForm
 from .models import Migration
+from .warehouses import WarehouseUnreachable
 
 
 def _warehouse(name: str) -> str:

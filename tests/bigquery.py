@@ -78,10 +78,13 @@ def bq_dataset(bq_emulator, settings):
     """A fresh dataset with a payments table and a view on it, as warehouse "bq"."""
     import uuid
 
+    from partitions import warehouses
     from partitions.backends.bigquery import BigQueryBackend
 
     name = f"ds_{uuid.uuid4().hex[:8]}"
-    backend = BigQueryBackend(BQ_PROJECT, name, bq_emulator)
+    backend = BigQueryBackend(
+        warehouses.parse(f"bigquery://{BQ_PROJECT}/{name}?endpoint={bq_emulator}")
+    )
     backend.client.create_dataset(f"{BQ_PROJECT}.{name}")
     table = backend.name("payments")
     backend.query(

@@ -28,10 +28,6 @@ class StepFailed(Exception):
     """A step found a problem (a verification difference, a lost rename, …)."""
 
 
-class WarehouseUnreachable(Exception):
-    pass
-
-
 @dataclass
 class Column:
     name: str

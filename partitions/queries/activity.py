@@ -2,9 +2,10 @@
 cancel its current statement or terminate its backend (admin, typed confirmation)."""
 
 from opsconsole import audit
+from partitions.warehouses.postgres import open_warehouse
 
 from . import pg
-from .connection import ConfirmationMismatch, QueriesError, open_warehouse
+from .errors import ConfirmationMismatch, QueriesError
 
 
 def live_statements(warehouse: str) -> list[dict]:

@@ -16,8 +16,10 @@ from typing import Any
 import psycopg
 from django.conf import settings
 
+from partitions.warehouses import ExtensionMissing
+from partitions.warehouses.postgres import open_warehouse, require_extension
+
 from . import parsing, pg
-from .connection import ExtensionMissing, open_warehouse, require_extension
 
 MAX_INDEX_COLUMNS = 3
 NARROWER_WITHIN = 0.02  # prefer fewer columns when the cost is this close to the best
@@ -301,7 +303,8 @@ def suggest_indexes(
     margin = min_cost_cut() if margin is None else margin
     min_mean_ms = settings.SLOW_QUERY_MS if min_mean_ms is None else min_mean_ms
     advice = Advice(warehouse=warehouse)
-    with open_warehouse(warehouse) as conn:
+    # Its own session: hypopg's hypothetical indexes live in it until it closes.
+    with open_warehouse(warehouse, own_session=True) as conn:
         require_extension(conn, "pg_stat_statements", warehouse)
         try:
             require_extension(conn, "hypopg", warehouse)

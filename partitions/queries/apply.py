@@ -15,9 +15,10 @@ from jobs import runner
 from jobs.models import Run, RunStatus
 from opsconsole import audit
 from opsconsole.roles import has_role
+from partitions.warehouses.postgres import open_warehouse
 
 from . import pg
-from .connection import ConfirmationMismatch, QueriesError, open_warehouse
+from .errors import ConfirmationMismatch, QueriesError
 
 APPLY_JOB = "queries.apply_index"
 ROLLBACK_JOB = "queries.rollback_index"
@@ -126,7 +127,7 @@ def _check_target(conn, schema: str, table: str, columns: list[str], name: str) 
 def _build_watched(ctx, watcher, warehouse, schema, table, columns, name) -> None:
     """Run the build on its own connection while this one reports its progress."""
     outcome: dict = {}
-    with open_warehouse(warehouse) as builder:
+    with open_warehouse(warehouse, own_session=True) as builder:
         pg.set_timeouts(
             builder,
             lock_timeout_ms=lock_timeout_ms(),

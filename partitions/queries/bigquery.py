@@ -3,17 +3,14 @@
 Jobs are grouped by BigQuery's own normalized-query hash
 (query_info.query_hashes.normalized_literals), so the same statement with other
 literals is one row: bytes processed, slot ms, duration, referenced tables and
-users. Names are validated and backtick-quoted; figures travel as named query
+users. The project and location (?location=) come validated from the warehouse
+layer and are backtick-quoted; figures travel as named query
 parameters (@days, @min_ms, @limit). Only SQL generation lives here: running it
-belongs to partitions/backends/bigquery.py.
+belongs to partitions/backends/bigquery/.
 """
 
-import re
-from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from partitions.warehouses import Warehouse
 
-PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-REGION_RE = re.compile(r"^[a-z]+(-[a-z0-9]+)*$")
 ORDERS = {
     "slot_ms": "total_slot_ms DESC",
     "bytes": "total_bytes_processed DESC",
@@ -22,34 +19,8 @@ ORDERS = {
 }
 
 
-class InvalidBigQueryTarget(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class BigQueryTarget:
-    project: str
-    dataset: str
-    region: str  # e.g. "us", "eu", "europe-west1"
-
-
-def parse_target(url: str) -> BigQueryTarget:
-    """bigquery://project/dataset[?location=EU] → a validated target."""
-    parts = urlsplit(url)
-    if parts.scheme != "bigquery":
-        raise InvalidBigQueryTarget(f"not a bigquery:// URL: {url!r}")
-    project = parts.netloc
-    dataset = parts.path.strip("/")
-    region = (parse_qs(parts.query).get("location") or ["US"])[0].lower()
-    if not PROJECT_RE.match(project):
-        raise InvalidBigQueryTarget(f"invalid BigQuery project id {project!r}")
-    if not REGION_RE.match(region):
-        raise InvalidBigQueryTarget(f"invalid BigQuery location {region!r}")
-    return BigQueryTarget(project=project, dataset=dataset, region=region)
-
-
 def slow_jobs_sql(
-    target: BigQueryTarget,
+    target: Warehouse,
     *,
     order: str = "slot_ms",
     days: int = 7,
@@ -59,8 +30,8 @@ def slow_jobs_sql(
     """The JOBS query and its named parameters, most expensive groups first."""
     if order not in ORDERS:
         raise ValueError(f"order must be one of {', '.join(ORDERS)}")
-    view = f"`{target.project}`.`region-{target.region}`.INFORMATION_SCHEMA.JOBS"
-    # Names are validated (PROJECT_RE, REGION_RE) and backtick-quoted, the order comes
+    view = f"`{target.project}`.`region-{target.location}`.INFORMATION_SCHEMA.JOBS"
+    # Names are validated by the warehouse layer (whole-string) and backtick-quoted, the order comes
     # from the fixed ORDERS map, and every figure is a named query parameter.
     text = f"""
 WITH jobs AS (

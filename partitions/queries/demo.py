@@ -8,17 +8,18 @@ import random
 import time
 
 import psycopg
-from django.conf import settings
 from psycopg import sql
 
-from . import targets
+from partitions import warehouses
+from partitions.warehouses import postgres as connections
 
 DEMO_SCHEMA = "shop"
 DEMO_ORDERS = 800_000
 
 
 def _url() -> str:
-    return settings.WAREHOUSES.get("main") or next(iter(targets.postgres_warehouses().values()))
+    names = warehouses.of_kind("postgres")
+    return names.get("main") or next(iter(names.values()))
 
 
 INDEXES = """
@@ -119,7 +120,7 @@ def run_workload(conn: psycopg.Connection, schema: str, rounds: int = 6) -> int:
 def seed(schema: str = DEMO_SCHEMA, orders: int = DEMO_ORDERS) -> dict:
     """Create the demo shop (once) and run its workload in the demo warehouse."""
     started = time.monotonic()
-    with psycopg.connect(_url(), autocommit=True) as conn:
+    with connections.connect(_url(), purpose="demo") as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
         with conn.transaction():

@@ -14,8 +14,10 @@ from typing import Any
 import psycopg
 from django.conf import settings
 
+from partitions.warehouses.postgres import open_warehouse
+
 from . import parsing, pg
-from .connection import QueriesError, open_warehouse
+from .errors import QueriesError
 
 COSTLY_SHARE = 0.3  # a node whose own cost is this share of the whole plan
 MISESTIMATE_FACTOR = 10

@@ -3,14 +3,15 @@
 from django import forms
 from django.conf import settings
 
-from . import targets
+from partitions import warehouses
+
 from .slow import ORDERS
 
 MAX_IDENTIFIER = 63
 
 
 def _warehouse_choices() -> list[tuple[str, str]]:
-    return [(name, name) for name in targets.postgres_warehouses()]
+    return [(name, name) for name in warehouses.of_kind("postgres")]
 
 
 def clean_identifier(value: str, what: str) -> str:
@@ -58,7 +59,7 @@ class SlowFilterForm(forms.Form):
     def filters(self) -> dict:
         data = self.cleaned_data if self.is_valid() else {}
         return {
-            "warehouse": data.get("warehouse") or targets.default_postgres(),
+            "warehouse": data.get("warehouse") or warehouses.default_postgres(),
             "order": data.get("order") or "total",
             "min_ms": settings.SLOW_QUERY_MS if data.get("min_ms") is None else data["min_ms"],
             "schema": (data.get("schema") or "").strip(),

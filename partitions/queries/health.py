@@ -7,8 +7,9 @@ from typing import Any
 
 from django.conf import settings
 
+from partitions.warehouses.postgres import installed_extensions, open_warehouse
+
 from . import parsing, pg
-from .connection import open_warehouse
 
 
 def n_plus_one_min_calls() -> int:
@@ -142,7 +143,7 @@ def index_health(warehouse: str, *, schema: str | None = None) -> Health:
         health.unindexed_foreign_keys = unindexed_foreign_keys(
             pg.foreign_keys(conn, schema=schema), indexes
         )
-        if "pg_stat_statements" in pg.installed_extensions(conn):
+        if "pg_stat_statements" in installed_extensions(conn):
             health.n_plus_one = possible_n_plus_one(conn, containing=schema)
             health.stats_reset = pg.stats_reset_at(conn)
     return health

@@ -11,7 +11,6 @@ from pglast.visitors import Visitor
 
 EQUALITY_OPS = {"="}
 RANGE_OPS = {"<", "<=", ">", ">="}
-EXPLAINABLE = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt)
 
 
 class UnparsableStatement(ValueError):

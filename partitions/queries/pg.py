@@ -11,50 +11,6 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
-
-APPLICATION_NAME = "opsconsole-queries"
-CONNECT_TIMEOUT_S = 5
-
-
-class ExtensionMissing(Exception):
-    """pg_stat_statements or hypopg is not installed in this database."""
-
-
-def open_connection(url: str) -> psycopg.Connection:
-    """An autocommit connection whose rows are dicts; the caller closes it."""
-    return psycopg.connect(
-        url,
-        autocommit=True,
-        connect_timeout=CONNECT_TIMEOUT_S,
-        application_name=APPLICATION_NAME,
-        row_factory=dict_row,
-    )
-
-
-@contextmanager
-def connect(url: str) -> Iterator[psycopg.Connection]:
-    """open_connection(), closed on exit."""
-    conn = open_connection(url)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def installed_extensions(conn: psycopg.Connection) -> set[str]:
-    rows = conn.execute("SELECT extname FROM pg_extension").fetchall()
-    return {r["extname"] for r in rows}
-
-
-def available_extensions(conn: psycopg.Connection) -> set[str]:
-    rows = conn.execute("SELECT name FROM pg_available_extensions").fetchall()
-    return {r["name"] for r in rows}
-
-
-def preloaded_libraries(conn: psycopg.Connection) -> str:
-    return conn.execute("SHOW shared_preload_libraries").fetchone()["shared_preload_libraries"]
-
 
 # --- pg_stat_statements -------------------------------------------------------
 

@@ -7,9 +7,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from opsconsole import audit
+from partitions import warehouses
+from partitions.warehouses.postgres import open_warehouse, require_extension
 
-from . import parsing, pg, targets
-from .connection import ConfirmationMismatch, open_warehouse, require_extension
+from . import parsing, pg
+from .errors import ConfirmationMismatch
 from .models import StatementSnapshot
 
 SNAPSHOT_TOP = 500
@@ -122,7 +124,7 @@ def take_snapshot(warehouse: str) -> int:
 def snapshot_all() -> dict[str, str]:
     """take_snapshot for every PostgreSQL warehouse; one failing does not stop the rest."""
     outcome = {}
-    for name in targets.postgres_warehouses():
+    for name in warehouses.of_kind("postgres"):
         try:
             outcome[name] = f"{take_snapshot(name)} statements"
         except Exception as exc:  # reported per warehouse, the beat task must not die

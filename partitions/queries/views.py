@@ -11,25 +11,26 @@ from jobs import runner
 from jobs.models import Run
 from opsconsole import audit
 from opsconsole.roles import has_role, role_required
+from partitions import warehouses
+from partitions.warehouses import WarehouseError
 
-from . import activity, advisor, apply, bigquery, health, slow, targets
-from .connection import QueriesError
+from . import activity, advisor, apply, bigquery, health, slow
 from .explain import explain_statement
 from .forms import ConfirmForm, ExplainForm, SlowFilterForm
 
 
 def _warehouse(request) -> str | None:
     name = request.GET.get("warehouse") or request.POST.get("warehouse")
-    return name if name in targets.postgres_warehouses() else targets.default_postgres()
+    return name if name in warehouses.of_kind("postgres") else warehouses.default_postgres()
 
 
 def _bigquery_jobs_sql() -> list[dict]:
     listed = []
-    for name, url in targets.bigquery_warehouses().items():
+    for name in warehouses.of_kind("bigquery"):
         try:
-            text, params = bigquery.slow_jobs_sql(bigquery.parse_target(url))
+            text, params = bigquery.slow_jobs_sql(warehouses.get(name))
             listed.append({"name": name, "sql": text, "params": params})
-        except bigquery.InvalidBigQueryTarget as exc:
+        except warehouses.InvalidWarehouseURL as exc:
             listed.append({"name": name, "error": str(exc)})
     return listed
 
@@ -47,14 +48,14 @@ def slow_queries(request):
                 min_mean_ms=filters["min_ms"],
                 containing=filters["schema"] or None,
             )
-        except QueriesError as exc:
+        except WarehouseError as exc:
             error = str(exc)
     context = {
         "form": form,
         "filters": filters,
         "rows": rows,
         "error": error,
-        "warehouses": list(targets.postgres_warehouses()),
+        "warehouses": list(warehouses.of_kind("postgres")),
         "bigquery": _bigquery_jobs_sql(),
     }
     template = "queries/partials/_slow_rows.html" if request.htmx else "queries/slow.html"
@@ -73,7 +74,7 @@ def reset_stats(request):
             ip_address=audit.client_ip(request),
         )
         messages.success(request, f"pg_stat_statements of {warehouse} reset.")
-    except QueriesError as exc:
+    except WarehouseError as exc:
         messages.error(request, str(exc))
     return redirect(reverse("queries:slow") + f"?warehouse={warehouse or ''}")
 
@@ -85,10 +86,10 @@ def live_activity(request):
     if warehouse:
         try:
             rows = activity.live_statements(warehouse)
-        except QueriesError as exc:
+        except WarehouseError as exc:
             error = str(exc)
     context = {"warehouse": warehouse, "rows": rows, "error": error}
-    context["warehouses"] = list(targets.postgres_warehouses())
+    context["warehouses"] = list(warehouses.of_kind("postgres"))
     template = "queries/partials/_activity_rows.html" if request.htmx else "queries/activity.html"
     return render(request, template, context)
 
@@ -106,7 +107,7 @@ def _stop_backend(request, pid: int, terminate: bool):
         )
         verb = "terminated" if terminate else "cancelled"
         messages.success(request, f"Backend {pid} {verb}.")
-    except QueriesError as exc:
+    except WarehouseError as exc:
         messages.error(request, str(exc))
     return redirect(reverse("queries:activity") + f"?warehouse={warehouse}")
 
@@ -142,7 +143,7 @@ def explain(request):
                         analyze=analyze,
                         values=form.sample_values(),
                     )
-                except QueriesError as exc:
+                except WarehouseError as exc:
                     error = str(exc)
     else:
         form = ExplainForm(initial={"warehouse": warehouse, "statement": _statement_text(request)})
@@ -159,7 +160,7 @@ def _statement_text(request) -> str:
         return request.GET.get("statement", "")
     try:
         return slow.statement_text(warehouse, int(queryid)) or ""
-    except QueriesError:
+    except WarehouseError:
         return ""
 
 
@@ -167,7 +168,7 @@ def _statement_text(request) -> str:
 def indexes(request):
     context = {
         "warehouse": _warehouse(request),
-        "warehouses": list(targets.postgres_warehouses()),
+        "warehouses": list(warehouses.of_kind("postgres")),
         "min_ms": request.GET.get("min_ms", ""),
         "schema": request.GET.get("schema", ""),
     }
@@ -189,7 +190,7 @@ def index_report(request):
             warehouse or "", min_mean_ms=min_ms, containing=schema
         )
         context["health"] = health.index_health(warehouse or "", schema=schema)
-    except QueriesError as exc:
+    except WarehouseError as exc:
         context["error"] = str(exc)
     return render(request, "queries/partials/_index_report.html", context)
 
@@ -249,7 +250,7 @@ def rollback(request, run_id: int):
                 ip_address=audit.client_ip(request),
             )
             return redirect("jobs:run_detail", rb.pk)
-        except (QueriesError, runner.LaunchRefused) as exc:
+        except (WarehouseError, runner.LaunchRefused) as exc:
             messages.error(request, str(exc))
     status = 400 if request.method == "POST" else 200
     return render(request, "queries/rollback.html", {"run": run, "form": form}, status=status)

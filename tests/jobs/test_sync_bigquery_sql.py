@@ -14,10 +14,12 @@ from jobs.sync_bigquery import (
     insert_sql,
     valid,
 )
+from partitions import warehouses
 from partitions.backends.base import PlanRefused
 from partitions.backends.bigquery import COLUMN_RE, TABLE_RE, BigQueryBackend
 
-TARGET = BigQueryBackend("demo-proj", "analytics", None)  # no client is made: nothing runs
+# No client is made: nothing runs.
+TARGET = BigQueryBackend(warehouses.parse("bigquery://demo-proj/analytics"))
 NAMES = ["id", "line", "amount", "status", "updated_at"]
 FIELDS = [
     ("id", "INT64"),

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from partitions import demo, warehouses
+from partitions import backends, demo
 from tests.bigquery import BQ_PROJECT
 
 
@@ -13,7 +13,7 @@ def test_it_seeds_the_bigquery_demo_table_once(bq_emulator, settings):
     settings.WAREHOUSES = {
         "analytics": f"bigquery://{BQ_PROJECT}/{dataset}?endpoint={bq_emulator}",
     }
-    backend = warehouses.backend("analytics")
+    backend = backends.for_warehouse("analytics")
     try:
         assert demo.seed() == {"analytics": f"payments created with {demo.DEMO_ROWS} rows"}
         assert demo.seed() == {"analytics": "payments already there"}

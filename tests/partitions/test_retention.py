@@ -4,7 +4,8 @@ import pytest
 
 from opsconsole.models import AuditEvent
 from partitions import retention, services
-from partitions.backends.postgres_retention import ranges
+from partitions.backends.postgres.catalog import partition_ranges
+from partitions.backends.postgres.retention import maintain
 from partitions.models import Migration, MigrationState
 
 from .conftest import checksum, connect, run_inline
@@ -34,7 +35,7 @@ def migrated(schema, make_user, retention_days):
 
 def partition_names(url, schema):
     with connect(url) as conn:
-        return [name for name, _lo, _hi in ranges(conn, schema, "payments")]
+        return [name for name, _lo, _hi in partition_ranges(conn, schema, "payments")]
 
 
 def test_it_previews_then_drops_partitions_past_retention(warehouse_db, payments, make_user):
@@ -61,8 +62,6 @@ def test_it_precreates_upcoming_partitions(warehouse_db, payments, make_user):
     migration = migrated(payments, make_user, retention_days=None)
     with connect(warehouse_db) as conn:
         from datetime import date
-
-        from partitions.backends.postgres_retention import maintain
 
         later = date.today().replace(day=1).replace(year=date.today().year + 1)
         result = maintain(conn, migration.plan, dry_run=False, today=later)

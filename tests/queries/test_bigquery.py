@@ -4,11 +4,12 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from partitions import warehouses
 from partitions.queries import bigquery
 
 
 def parsed(url="bigquery://acme-prod/sales?location=EU", **kwargs):
-    text, params = bigquery.slow_jobs_sql(bigquery.parse_target(url), **kwargs)
+    text, params = bigquery.slow_jobs_sql(warehouses.parse(url), **kwargs)
     return sqlglot.parse_one(text, read="bigquery"), params
 
 
@@ -56,5 +57,5 @@ def test_it_orders_by_the_chosen_cost(order, column):
     ["bigquery://x/sales", "bigquery://acme`; DROP/sales", "bigquery://acme-prod/s?location=eu`x"],
 )
 def test_it_refuses_names_that_are_not_bigquery_names(url):
-    with pytest.raises(bigquery.InvalidBigQueryTarget):
-        bigquery.parse_target(url)
+    with pytest.raises(warehouses.InvalidWarehouseURL):
+        warehouses.parse(url)

@@ -5,9 +5,9 @@ import pytest
 
 from opsconsole.models import AuditEvent
 from partitions.queries import slow
-from partitions.queries.connection import CatalogPermissionDenied, ExtensionMissing
 from partitions.queries.models import StatementSnapshot
 from partitions.queries.tasks import snapshot_statements
+from partitions.warehouses import ExtensionMissing, PermissionDenied
 
 
 @pytest.mark.django_db
@@ -86,8 +86,6 @@ def limited_role(own_database):
 @pytest.mark.django_db
 def test_it_explains_a_refused_reset_instead_of_failing(limited_role, warehouses, make_user):
     warehouses(main=limited_role)
-    with pytest.raises(
-        CatalogPermissionDenied, match="refused the console.s role: permission denied"
-    ):
+    with pytest.raises(PermissionDenied, match="refused the console.s role: permission denied"):
         slow.reset_stats(make_user("admin"), "main", "main")
     assert AuditEvent.objects.get(action="queries.reset_stats").outcome == "failed"

@@ -8,9 +8,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from jobs import runner
 from jobs.models import Run
+from partitions import warehouses
+from partitions.warehouses import WarehouseError
 
-from ... import advisor, apply, health, slow, targets
-from ...connection import QueriesError
+from ... import advisor, apply, health, slow
 from ...explain import explain_statement
 
 
@@ -25,7 +26,7 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
 
         def common(p):
-            p.add_argument("--warehouse", default=targets.default_postgres())
+            p.add_argument("--warehouse", default=warehouses.default_postgres())
             p.add_argument("--json", action="store_true")
 
         p = sub.add_parser("slow", help="pg_stat_statements above the threshold")
@@ -61,7 +62,7 @@ class Command(BaseCommand):
             raise CommandError("No PostgreSQL warehouse is configured (WAREHOUSES).")
         try:
             getattr(self, f"do_{opts['action']}")(opts)
-        except QueriesError as exc:
+        except WarehouseError as exc:
             raise CommandError(str(exc)) from None
 
     def do_slow(self, opts):

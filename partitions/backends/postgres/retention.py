@@ -1,45 +1,29 @@
 """PostgreSQL partition maintenance: pre-create upcoming ranges, drop expired ones."""
 
-import re
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 from psycopg import sql
 
-BOUND = re.compile(r"FROM \('(\d{4}-\d{2}-\d{2})[^']*'\) TO \('(\d{4}-\d{2}-\d{2})[^']*'\)")
-
-
-def ranges(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[str, date, date]]:
-    rows = conn.execute(
-        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
-        " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
-        [sql.Identifier(schema, table).as_string(conn)],
-    )
-    found = []
-    for name, bound in rows:
-        match = BOUND.search(bound or "")
-        if match:
-            found.append((name, date.fromisoformat(match[1]), date.fromisoformat(match[2])))
-    return sorted(found, key=lambda r: r[1])
+from .catalog import partition_ranges
+from .rules import advance
 
 
 def maintain(
     conn: psycopg.Connection, plan: dict, dry_run: bool, today: date | None = None
 ) -> dict:
-    from .postgres import _step
-
     schema, table = plan["schema"], plan["table"]
     options = plan["options"]
     granularity = options["granularity"]
     today = today or datetime.now(UTC).date()
-    existing = ranges(conn, schema, table)
+    existing = partition_ranges(conn, schema, table)
     statements: list[str] = []
     parent = sql.Identifier(schema, table)
     if existing:
         cursor = existing[-1][2]
-        horizon = _step(today, granularity, options.get("premake", 3))
+        horizon = advance(today, granularity, options.get("premake", 3))
         while cursor <= horizon:
-            nxt = _step(cursor, granularity, 1)
+            nxt = advance(cursor, granularity, 1)
             name = f"{plan['names']['partition_prefix']}{cursor:%Y%m%d}"
             statements.append(
                 sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})")

@@ -5,7 +5,7 @@ from typing import Any
 
 from google.cloud import bigquery
 
-from .base import StepFailed, StepReport
+from ..base import StepFailed, StepReport
 
 
 def fingerprint(b, sql_text: str, params: dict | None = None) -> tuple[int, str]:

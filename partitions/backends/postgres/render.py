@@ -1,17 +1,15 @@
-"""Compose the PostgreSQL plan: every statement of every step, rendered once.
+"""Render the PostgreSQL plan's steps: every statement, composed with psycopg.sql once.
 
 Templates that take parameters at run time (batch bounds, change numbers) have
 any `%` inside identifiers doubled, so psycopg reads only our placeholders.
 """
 
-import math
-from datetime import date, datetime
-from typing import Any
-
 import psycopg
 from psycopg import sql
 
-from .base import MigrationOptions, TableInfo
+from ..base import MigrationOptions
+from .catalog import outbound_foreign_keys, plain_indexes
+from .rules import batch_column
 
 CAPTURE_BODY = """
 BEGIN
@@ -56,160 +54,6 @@ class Render:
 
     def pcol(self, name: str) -> sql.Composable:
         return sql.SQL(self(sql.Identifier(name)).replace("%", "%%"))
-
-
-def compose_plan(
-    conn: psycopg.Connection,
-    info: TableInfo,
-    options: MigrationOptions,
-    profile: dict[str, Any],
-    views: list[dict[str, str]],
-    bounds: list[tuple[date, date]],
-    names: dict[str, str],
-) -> dict:
-    from .postgres_swap import step_post_check, step_swap
-    from .postgres_templates import run_statements
-
-    r = Render(conn, info.schema)
-    key = info.column(options.column)
-    insertable = [c.name for c in info.columns]
-    generated = generated_columns(conn, info)
-    insertable = [c for c in insertable if c not in generated]
-    batches = batch_ranges(profile, options, info)
-    key_nullable = bool(profile["null_keys"]) or key.nullable
-    pk = list(info.primary_key)
-    new_pk = pk + ([options.column] if pk and options.column not in pk else [])
-    warnings: list[str] = []
-    if pk and profile["null_keys"]:
-        warnings.append(
-            f"{profile['null_keys']} rows have no {options.column}: the primary key"
-            f" ({', '.join(pk)}) cannot include it, so it becomes a plain index and"
-            " uniqueness is no longer enforced by the database"
-        )
-        new_pk = []
-    if pk and options.column not in pk and new_pk:
-        warnings.append(
-            f"the primary key becomes ({', '.join(new_pk)}): PostgreSQL needs the partition"
-            " column in every unique key of a partitioned table"
-        )
-    parts = [(f"{names['partition_prefix']}{lo:%Y%m%d}", lo, hi) for lo, hi in bounds]
-    steps = [
-        step_create(r, info, options, names, parts, generated),
-        step_capture(r, info, names),
-        step_copy(r, info, options, names, insertable, batches),
-        step_index(r, info, options, names, pk, new_pk),
-        step_verify(r, options, names),
-        step_swap(r, info, names, views),
-        step_post_check(r, info, names, views),
-    ]
-    return {
-        "backend": "postgres",
-        "schema": info.schema,
-        "table": info.name,
-        "options": options.as_dict(),
-        "names": names,
-        "columns": insertable,
-        "column_types": {c.name: c.type for c in info.columns},
-        "key": options.column,
-        "key_nullable": key_nullable,
-        "pk": pk,
-        "match_columns": pk or [c.name for c in info.columns],
-        "batch_column": profile["batch_column"],
-        "batch_type": info.column(profile["batch_column"]).type,
-        "batches": batches,
-        "views": views,
-        "sequences": owned_sequences(conn, info),
-        "partitions": [{"name": n, "from": str(lo), "to": str(hi)} for n, lo, hi in parts],
-        "estimates": {
-            "rows": profile["rows"],
-            "bytes": info.bytes,
-            "partitions_to_create": len(parts) + 1,
-            "null_keys": profile["null_keys"],
-            "null_keys_go_to": names["default"] if profile["null_keys"] else "",
-            "out_of_range_keys": 0,
-            "key_min": str(profile["key_min"]),
-            "key_max": str(profile["key_max"]),
-            "batches": len(batches),
-            "scan_reduction": scan_reduction(profile, len(parts)),
-        },
-        "dependents": [d.__dict__ for d in info.dependents],
-        "warnings": warnings,
-        "steps": steps,
-        "sql": run_statements(r, info, options, names, insertable),
-    }
-
-
-def scan_reduction(profile: dict, partitions: int) -> str:
-    history = profile.get("query_history") or {}
-    if not history.get("available"):
-        return "no query history (pg_stat_statements is not installed in this database)"
-    if not history["statements"]:
-        return "no recorded queries on this table yet"
-    share = history["filtering_on_key"]
-    if not share:
-        return (
-            f"none of {history['statements']} recorded statements filter on the partition"
-            " column: partitioning will not make them read less"
-        )
-    return (
-        f"{share} of {history['statements']} recorded statements"
-        f" ({history['calls_filtering_on_key']} of {history['calls']} calls) filter on the"
-        f" partition column; one covering a single range reads about 1/{max(1, partitions)}"
-        " of the table instead of all of it"
-    )
-
-
-def generated_columns(conn: psycopg.Connection, info: TableInfo) -> list[str]:
-    rows = conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
-        " AND NOT attisdropped AND attgenerated <> ''",
-        [sql.Identifier(info.schema, info.name).as_string(conn)],
-    )
-    return [row[0] for row in rows]
-
-
-def owned_sequences(conn: psycopg.Connection, info: TableInfo) -> list[dict[str, str]]:
-    from .postgres import SEQUENCES, regclass
-
-    return [
-        {"schema": s, "name": n, "column": c}
-        for n, s, c in conn.execute(SEQUENCES, [regclass(conn, info.schema, info.name)])
-    ]
-
-
-def batch_ranges(profile: dict, options: MigrationOptions, info: TableInfo) -> list[dict]:
-    """Key ranges for the copy: open below and above, so rows written later land
-    in some batch; plus one batch for NULL keys when the column allows them."""
-    lo, hi, rows = profile["batch_min"], profile["batch_max"], profile["rows"]
-    count = max(1, math.ceil(rows / max(1, options.batch_rows)))
-    batches: list[dict] = []
-    if lo is None or count == 1:
-        batches.append({"n": 0, "where": "not_null", "lo": None, "hi": None})
-    else:
-        cuts = _cuts(lo, hi, count)
-        batches.append({"n": 0, "where": "below", "lo": None, "hi": _j(cuts[0])})
-        for i in range(1, len(cuts)):
-            batches.append({"n": i, "where": "range", "lo": _j(cuts[i - 1]), "hi": _j(cuts[i])})
-        batches.append({"n": len(cuts), "where": "from", "lo": _j(cuts[-1]), "hi": None})
-    column = info.column(profile["batch_column"])
-    if column.nullable:
-        batches.append({"n": len(batches), "where": "null", "lo": None, "hi": None})
-    return batches
-
-
-def _cuts(lo: Any, hi: Any, count: int) -> list[Any]:
-    """`count - 1` inner boundaries between lo and hi (so no batch starts empty)."""
-    if hi == lo:
-        return [lo]
-    if isinstance(lo, int):
-        width = max(1, math.ceil((hi - lo + 1) / count))
-        return sorted({lo + width * i for i in range(1, count)} & set(range(lo + 1, hi + 1)))
-    span = hi - lo
-    return [lo + span * i / count for i in range(1, count)]
-
-
-def _j(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime | date) else value
 
 
 def bucket_raw(r: Render, options: MigrationOptions, row: str) -> sql.Composable:
@@ -412,7 +256,7 @@ def copy_statement(r, info, options, names, insertable, kind, batch_col, batch_t
 
 
 def step_copy(r, info, options, names, insertable, batches) -> dict:
-    batch_col = batches_column(info, options, batches)
+    batch_col = batch_column(info, options)
     batch_type = info.column(batch_col).type
     kinds = sorted({b["where"] for b in batches})
     statements = [
@@ -427,12 +271,6 @@ def step_copy(r, info, options, names, insertable, batches) -> dict:
         [r(sql.SQL("TRUNCATE {}").format(r.table(names["new"])))],
         templates={kind: s for kind, s in zip(kinds, statements, strict=True)},
     )
-
-
-def batches_column(info, options, batches) -> str:
-    from .postgres import batch_column
-
-    return batch_column(info, options)
 
 
 def step_index(r, info, options, names, pk, new_pk) -> dict:
@@ -482,29 +320,6 @@ def step_index(r, info, options, names, pk, new_pk) -> dict:
         stmts,
         [],
     )
-
-
-def plain_indexes(conn, info) -> list[dict]:
-    from .postgres import INDEXES, regclass
-
-    return [
-        {"name": n, "unique": u, "method": m, "columns": cols}
-        for n, u, m, expression, cols in conn.execute(
-            INDEXES, [regclass(conn, info.schema, info.name)]
-        )
-        if not expression
-    ]
-
-
-def outbound_foreign_keys(conn, info) -> list[dict]:
-    from .postgres import regclass
-
-    rows = conn.execute(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-        " WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
-        [regclass(conn, info.schema, info.name)],
-    )
-    return [{"name": n, "definition": d} for n, d in rows]
 
 
 def step_verify(r, options, names) -> dict:

@@ -1,20 +1,21 @@
-"""PostgreSQL: the catalog (inventory, describe, dependents) and the plan.
+"""The PostgreSQL backend: the Backend interface over the layers below it.
 
-Every statement is composed with psycopg.sql (identifiers quoted by psycopg) and
-rendered to text once, into the plan the operator reads; the run executes that
-stored text (postgres_run.py), so the plan shown is the plan that runs.
+catalog (what the table is) → rules (what a migration may be) → render, swap,
+templates (the statements, composed with psycopg.sql once) → plan → run (steps,
+swap, undo) → retention. This module wires them to one warehouse connection,
+opened by the warehouse layer; the plan shown is the stored text the run executes.
 """
 
 import hashlib
 import json
-from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from . import postgres_run
-from .base import (
+from partitions.warehouses import postgres as connections
+
+from ..base import (
     Backend,
     Column,
     Dependent,
@@ -23,11 +24,10 @@ from .base import (
     PlanRefused,
     StepReport,
     TableInfo,
-    WarehouseUnreachable,
-    fit_identifier,
     validate_name,
 )
-from .postgres_catalog import (
+from . import retention, run
+from .catalog import (
     COLUMNS,
     CONSTRAINTS,
     GRANTS,
@@ -39,36 +39,16 @@ from .postgres_catalog import (
     TABLES,
     TRIGGERS,
     VIEWS,
+    filters_on,
+    partitioning,
+    regclass,
 )
+from .plan import build_plan
+from .rules import GRANULARITIES, batch_column, refuse_unless_migratable
 
-GRANULARITIES = ("day", "week", "month")
+# Names the migration's session in pg_stat_activity (tests cut it by this name).
+APPLICATION_NAME = connections.application_name("partitions")
 STEPS = ("create", "capture", "copy", "index", "verify", "swap", "post_check")
-PRIVILEGES = {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"}
-MAX_PARTITIONS = 2000
-APPLICATION_NAME = "opsconsole-partitions"
-
-
-def connect(url: str) -> psycopg.Connection:
-    try:
-        return psycopg.connect(
-            url,
-            autocommit=True,
-            connect_timeout=5,
-            options="-c TimeZone=UTC",
-            application_name=APPLICATION_NAME,
-        )
-    except psycopg.OperationalError as exc:
-        raise WarehouseUnreachable(str(exc).strip()) from exc
-
-
-def _filters_on(query: str, column: str) -> bool:
-    lowered = query.lower()
-    where = lowered.find(" where ")
-    return where >= 0 and column in lowered[where:]
-
-
-def regclass(conn: psycopg.Connection, schema: str, table: str) -> str:
-    return sql.Identifier(schema, table).as_string(conn)
 
 
 class PostgresBackend(Backend):
@@ -83,7 +63,7 @@ class PostgresBackend(Backend):
     @property
     def conn(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
-            self._conn = connect(self.url)
+            self._conn = connections.connect(self.url, purpose="partitions", utc=True)
         return self._conn
 
     def close(self) -> None:
@@ -106,7 +86,7 @@ class PostgresBackend(Backend):
                     kind="partitioned" if kind == "p" else "table",
                     rows=rows if rows >= 0 else None,
                     bytes=size,
-                    partitioning=_partitioning(partkey) if partkey else None,
+                    partitioning=partitioning(partkey) if partkey else None,
                 )
             )
         return tables
@@ -152,7 +132,7 @@ class PostgresBackend(Backend):
             bytes=size,
             columns=columns,
             primary_key=pk,
-            partitioning=_partitioning(partkey) if partkey else None,
+            partitioning=partitioning(partkey) if partkey else None,
         )
         info.dependents = self.dependents(schema, table)
         return info
@@ -238,7 +218,7 @@ class PostgresBackend(Backend):
         except psycopg.Error:
             return {"available": False}
         column = options.column.lower()
-        filtered = [(q, calls) for q, calls in rows if _filters_on(q, column)]
+        filtered = [(q, calls) for q, calls in rows if filters_on(q, column)]
         return {
             "available": True,
             "statements": len(rows),
@@ -294,131 +274,16 @@ class PostgresBackend(Backend):
     # --- running ---------------------------------------------------------------
 
     def run_step(self, plan: dict, step: str, report: StepReport) -> dict:
-        return postgres_run.run_step(self.conn, self.url, plan, step, report)
+        return run.run_step(self.conn, plan, step, report)
 
     def undo(self, plan: dict, swapped: bool, report: StepReport) -> dict:
-        return postgres_run.undo(self.conn, plan, swapped, report)
+        return run.undo(self.conn, plan, swapped, report)
 
     def is_swapped(self, plan: dict) -> bool:
-        return postgres_run.is_swapped(self.conn, plan)
+        return run.is_swapped(self.conn, plan)
 
     def drop_original(self, plan: dict) -> None:
-        postgres_run.drop_original(self.conn, plan)
+        run.drop_original(self.conn, plan)
 
     def maintain(self, plan: dict, dry_run: bool) -> dict:
-        from .postgres_retention import maintain
-
-        return maintain(self.conn, plan, dry_run)
-
-
-def _partitioning(partkey: str) -> dict[str, Any]:
-    method, _, rest = partkey.partition(" ")
-    return {"type": method.lower(), "column": rest.strip("()"), "definition": partkey}
-
-
-def batch_column(info: TableInfo, options: MigrationOptions) -> str:
-    """A single integer primary key batches the copy through its index; a table
-    without one is batched by the partition column."""
-    if len(info.primary_key) == 1:
-        column = info.column(info.primary_key[0])
-        if column and column.type in ("bigint", "integer", "smallint"):
-            return column.name
-    return options.column
-
-
-def refuse_unless_migratable(info: TableInfo, options: MigrationOptions) -> None:
-    if info.kind == "partitioned":
-        raise PlanRefused(f"{info.schema}.{info.name} is already partitioned")
-    column = info.column(options.column)
-    if column is None:
-        raise PlanRefused(f"column {options.column!r} does not exist")
-    if not column.is_time:
-        raise PlanRefused(
-            f"column {options.column!r} is {column.type}: only timestamp and date columns"
-            " can be range-partitioned by day, week or month"
-        )
-    if options.granularity not in GRANULARITIES:
-        raise PlanRefused(f"granularity must be one of {', '.join(GRANULARITIES)}")
-    blocking = [d for d in info.dependents if d.blocking]
-    if blocking:
-        names = "; ".join(f"{d.kind} {d.name}" for d in blocking)
-        raise PlanRefused(
-            "these dependents cannot be carried over automatically (inbound foreign keys"
-            " need the partition column in the referenced key; triggers must be re-created"
-            f" by hand): {names}"
-        )
-
-
-def partition_bounds(
-    kmin: Any, kmax: Any, granularity: str, premake: int, today: date
-) -> list[tuple[date, date]]:
-    """Range bounds from the oldest key to `premake` periods past today (UTC)."""
-    start = _trunc(_as_date(kmin) if kmin is not None else today, granularity)
-    last = max(_as_date(kmax) if kmax is not None else today, today)
-    end = _step(_trunc(last, granularity), granularity, premake + 1)
-    bounds = []
-    cursor = start
-    while cursor < end:
-        nxt = _step(cursor, granularity, 1)
-        bounds.append((cursor, nxt))
-        cursor = nxt
-        if len(bounds) > MAX_PARTITIONS:
-            raise PlanRefused(f"more than {MAX_PARTITIONS} partitions: pick a coarser granularity")
-    return bounds
-
-
-def _as_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).date() if value.tzinfo else value.date()
-    return value
-
-
-def _trunc(d: date, granularity: str) -> date:
-    if granularity == "day":
-        return d
-    if granularity == "week":
-        return d - timedelta(days=d.weekday())
-    return d.replace(day=1)
-
-
-def _step(d: date, granularity: str, n: int) -> date:
-    if granularity == "day":
-        return d + timedelta(days=n)
-    if granularity == "week":
-        return d + timedelta(weeks=n)
-    month = d.month - 1 + n
-    return date(d.year + month // 12, month % 12 + 1, 1)
-
-
-def build_plan(
-    conn: psycopg.Connection,
-    migration_id: int,
-    info: TableInfo,
-    options: MigrationOptions,
-    profile: dict[str, Any],
-    views: list[dict[str, str]],
-) -> dict:
-    from .postgres_plan import compose_plan
-
-    today = datetime.now(UTC).date()
-    bounds = partition_bounds(
-        profile["key_min"], profile["key_max"], options.granularity, options.premake, today
-    )
-    names = migration_names(info.name, migration_id)
-    return compose_plan(conn, info, options, profile, views, bounds, names)
-
-
-def migration_names(table: str, migration_id: int) -> dict[str, str]:
-    tag = f"__m{migration_id}"
-    return {
-        "new": fit_identifier(table, f"{tag}_part"),
-        "old": fit_identifier(table, f"{tag}_orig"),
-        "changes": fit_identifier(table, f"{tag}_changes"),
-        "changes_after": fit_identifier(table, f"{tag}_after"),
-        "progress": fit_identifier(table, f"{tag}_progress"),
-        "function": fit_identifier(table, f"{tag}_capture"),
-        "trigger": fit_identifier(table, f"{tag}_capture"),
-        "guard": fit_identifier(table, f"{tag}_no_truncate"),
-        "partition_prefix": fit_identifier(table, "_p", limit=63 - 8),
-        "default": fit_identifier(table, "_default"),
-    }
+        return retention.maintain(self.conn, plan, dry_run)

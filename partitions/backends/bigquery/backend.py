@@ -7,15 +7,18 @@ it was verified. Every step's effect is read back, never trusted from a status:
 the emulator, for one, reports some DDL as done without doing it.
 """
 
-import re
+import hashlib
+import json
 import time
-from datetime import UTC, date, datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
-from .base import (
+from partitions.warehouses import Warehouse, WarehouseUnreachable
+from partitions.warehouses import bigquery as connections
+
+from ..base import (
     Backend,
     Column,
     Dependent,
@@ -24,29 +27,12 @@ from .base import (
     PlanRefused,
     StepReport,
     TableInfo,
-    WarehouseUnreachable,
 )
+from . import run
+from .grammar import GRANULARITIES, QUERY_TIMEOUT_S, RETRY, TABLE_RE, check, column, to_params
+from .plan import compose_plan, refuse_unless_migratable
 
-GRANULARITIES = ("DAY", "HOUR", "MONTH", "YEAR")
 STEPS = ("backup", "create", "copy", "verify", "swap", "post_check")
-PROJECT_RE = re.compile(r"^[a-z][a-z0-9\-]{1,61}[a-z0-9]$")
-DATASET_RE = re.compile(r"^\w{1,1024}$")
-TABLE_RE = re.compile(r"^[\w\- ]{1,1000}$")
-COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
-QUERY_TIMEOUT_S = 120
-# An unreachable endpoint fails within this many seconds (the client's default retries ~10 min).
-RETRY = bigquery.DEFAULT_RETRY.with_deadline(30)
-PING_RETRY = bigquery.DEFAULT_RETRY.with_deadline(5)
-
-
-def check(pattern: re.Pattern, value: str, what: str) -> str:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise PlanRefused(f"invalid BigQuery {what}: {value!r}")
-    return value
-
-
-def column(name: str) -> str:
-    return f"`{check(COLUMN_RE, name, 'column name')}`"
 
 
 class BigQueryBackend(Backend):
@@ -54,26 +40,15 @@ class BigQueryBackend(Backend):
     granularities = GRANULARITIES
     steps = STEPS
 
-    def __init__(self, project: str, dataset: str, endpoint: str | None = None):
-        self.project = check(PROJECT_RE, project, "project")
-        self.dataset = check(DATASET_RE, dataset, "dataset")
-        self.endpoint = endpoint
+    def __init__(self, warehouse: Warehouse):
+        self.warehouse = warehouse
+        self.project, self.dataset = warehouse.project, warehouse.dataset
         self._client: bigquery.Client | None = None
 
     @property
     def client(self) -> bigquery.Client:
         if self._client is None:
-            if self.endpoint:
-                from google.api_core.client_options import ClientOptions
-                from google.auth.credentials import AnonymousCredentials
-
-                self._client = bigquery.Client(
-                    project=self.project,
-                    credentials=AnonymousCredentials(),
-                    client_options=ClientOptions(api_endpoint=self.endpoint),
-                )
-            else:
-                self._client = bigquery.Client(project=self.project)
+            self._client = connections.client(self.warehouse)
         return self._client
 
     def close(self) -> None:
@@ -106,11 +81,7 @@ class BigQueryBackend(Backend):
             raise WarehouseUnreachable(str(exc)) from exc
 
     def ping(self) -> str:
-        try:
-            self.client.get_dataset(f"{self.project}.{self.dataset}", timeout=5, retry=PING_RETRY)
-        except OSError as exc:
-            raise WarehouseUnreachable(str(exc)) from exc
-        return f"BigQuery {self.project}.{self.dataset}"
+        return connections.ping(self.warehouse.url)
 
     # --- inventory -------------------------------------------------------------
 
@@ -186,17 +157,12 @@ class BigQueryBackend(Backend):
         ]
 
     def schema_fingerprint(self, info: TableInfo) -> str:
-        import hashlib
-        import json
-
         shape = [info.kind, [(c.name, c.type, c.nullable) for c in info.columns]]
         return hashlib.sha256(json.dumps(shape).encode()).hexdigest()
 
     # --- plan ----------------------------------------------------------------
 
     def plan(self, migration_id: int, info: TableInfo, options: MigrationOptions) -> dict:
-        from .bigquery_plan import compose_plan
-
         refuse_unless_migratable(info, options)
         key = column(options.column)
         kmin, kmax, nulls = self.query(
@@ -208,24 +174,16 @@ class BigQueryBackend(Backend):
     # --- running ---------------------------------------------------------------
 
     def run_step(self, plan: dict, step: str, report: StepReport) -> dict:
-        from . import bigquery_run
-
-        return bigquery_run.run_step(self, plan, step, report)
+        return run.run_step(self, plan, step, report)
 
     def undo(self, plan: dict, swapped: bool, report: StepReport) -> dict:
-        from . import bigquery_run
-
-        return bigquery_run.undo(self, plan, swapped, report)
+        return run.undo(self, plan, swapped, report)
 
     def is_swapped(self, plan: dict) -> bool:
-        from . import bigquery_run
-
-        return bigquery_run.swap_mode(self, plan) is not None
+        return run.swap_mode(self, plan) is not None
 
     def drop_original(self, plan: dict) -> None:
-        from . import bigquery_run
-
-        bigquery_run.drop_original(self, plan)
+        run.drop_original(self, plan)
 
     def maintain(self, plan: dict, dry_run: bool) -> dict:
         table = self.table(plan["names"]["new"]) or self.table(plan["table"])
@@ -246,45 +204,3 @@ class BigQueryBackend(Backend):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.3)
-
-
-def refuse_unless_migratable(info: TableInfo, options: MigrationOptions) -> None:
-    if info.kind == "partitioned":
-        raise PlanRefused(f"{info.schema}.{info.name} is already partitioned")
-    col = info.column(options.column)
-    if col is None:
-        raise PlanRefused(f"column {options.column!r} does not exist")
-    if col.type not in ("TIMESTAMP", "DATE", "DATETIME"):
-        raise PlanRefused(
-            f"column {options.column!r} is {col.type}: only TIMESTAMP, DATETIME and DATE"
-            " columns can partition by time"
-        )
-    if options.granularity not in GRANULARITIES:
-        raise PlanRefused(f"granularity must be one of {', '.join(GRANULARITIES)}")
-    if options.granularity == "HOUR" and col.type == "DATE":
-        raise PlanRefused("a DATE column cannot partition by HOUR")
-    if len(options.clustering) > 4:
-        raise PlanRefused("BigQuery clusters by at most 4 columns")
-    for name in options.clustering:
-        if info.column(name) is None:
-            raise PlanRefused(f"clustering column {name!r} does not exist")
-
-
-def to_params(values: dict[str, Any]) -> list:
-    params = []
-    for name, value in values.items():
-        if isinstance(value, dict):  # {"type": "TIMESTAMP", "value": "…"}
-            params.append(bigquery.ScalarQueryParameter(name, value["type"], value["value"]))
-        elif isinstance(value, datetime):
-            params.append(bigquery.ScalarQueryParameter(name, "TIMESTAMP", value))
-        elif isinstance(value, date):
-            params.append(bigquery.ScalarQueryParameter(name, "DATE", value))
-        elif isinstance(value, int):
-            params.append(bigquery.ScalarQueryParameter(name, "INT64", value))
-        else:
-            params.append(bigquery.ScalarQueryParameter(name, "STRING", value))
-    return params
-
-
-def now_tag() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")

@@ -4,8 +4,8 @@ import math
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from .base import MigrationOptions, TableInfo, fit_identifier
-from .bigquery import column, now_tag
+from ..base import MigrationOptions, PlanRefused, TableInfo, fit_identifier
+from .grammar import GRANULARITIES, column, now_tag
 
 TRUNC = {"TIMESTAMP": "TIMESTAMP_TRUNC", "DATETIME": "DATETIME_TRUNC", "DATE": "DATE_TRUNC"}
 
@@ -223,3 +223,26 @@ def compose_plan(
             "views": [f"SELECT 1 FROM {n(v)} LIMIT 1" for v in views],  # noqa: S608 - validated, backtick-quoted names only
         },
     }
+
+
+def refuse_unless_migratable(info: TableInfo, options: MigrationOptions) -> None:
+    """PlanRefused, with the reason, unless BigQuery can partition the table so."""
+    if info.kind == "partitioned":
+        raise PlanRefused(f"{info.schema}.{info.name} is already partitioned")
+    col = info.column(options.column)
+    if col is None:
+        raise PlanRefused(f"column {options.column!r} does not exist")
+    if col.type not in ("TIMESTAMP", "DATE", "DATETIME"):
+        raise PlanRefused(
+            f"column {options.column!r} is {col.type}: only TIMESTAMP, DATETIME and DATE"
+            " columns can partition by time"
+        )
+    if options.granularity not in GRANULARITIES:
+        raise PlanRefused(f"granularity must be one of {', '.join(GRANULARITIES)}")
+    if options.granularity == "HOUR" and col.type == "DATE":
+        raise PlanRefused("a DATE column cannot partition by HOUR")
+    if len(options.clustering) > 4:
+        raise PlanRefused("BigQuery clusters by at most 4 columns")
+    for name in options.clustering:
+        if info.column(name) is None:
+            raise PlanRefused(f"clustering column {name!r} does not exist")

@@ -6,13 +6,14 @@ from typing import Any
 
 from psycopg import sql
 
-from .postgres_plan import (
+from .render import (
     NO_EQUALITY,
     bucket_expression,
     drop_capture,
     drop_functions,
     templates_fingerprint,
 )
+from .rules import batch_column
 
 
 def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
                 " hash_record_extended(new_row, 0)::text"
                 " FROM {c} WHERE NOT applied ORDER BY seq LIMIT 500"
             ).format(
-                b=r.pcol(batch_col_for(info, options)),
+                b=r.pcol(batch_column(info, options)),
                 ob=sql.SQL(bucket_expression(r, options, row="old_row")),
                 nb=sql.SQL(bucket_expression(r, options, row="new_row")),
                 c=c,
@@ -120,9 +121,3 @@ def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
         )
     )
     return out
-
-
-def batch_col_for(info, options) -> str:
-    from .postgres import batch_column
-
-    return batch_column(info, options)

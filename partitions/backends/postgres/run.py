@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import errors, sql
 
-from .base import StepFailed, StepReport
+from ..base import StepFailed, StepReport
 
 SWAP_ATTEMPTS = 5
 
@@ -34,7 +34,7 @@ def step_sql(plan: dict, name: str) -> dict:
     return next(s for s in plan["steps"] if s["name"] == name)
 
 
-def run_step(conn: psycopg.Connection, url: str, plan: dict, step: str, report: StepReport) -> dict:
+def run_step(conn: psycopg.Connection, plan: dict, step: str, report: StepReport) -> dict:
     return {
         "create": create,
         "capture": capture,

@@ -4,7 +4,8 @@ and the same statements the other way for the swap back."""
 
 from psycopg import sql
 
-from .postgres_plan import drop_capture, owned_sequences, step
+from .catalog import owned_sequences
+from .render import drop_capture, step
 
 
 def swap_statements(
