@@ -6,7 +6,7 @@ from django import forms
 from partitions import warehouses
 from partitions.backends.bigquery import TABLE_RE
 
-from . import sync
+from . import sync, sync_bigquery
 from .registry import job
 
 
@@ -83,9 +83,7 @@ def table_sync(ctx, params):
 
     copy = sync.sync_table
     if is_kind(params["target"], "bigquery"):
-        from .sync_bigquery import sync_to_bigquery
-
-        copy = sync_to_bigquery
+        copy = sync_bigquery.sync_to_bigquery
 
     return copy(
         warehouses.url_of(params["source"]),

@@ -75,6 +75,9 @@ def kind_of(url: str) -> str:
 
 def parse(url: str, name: str = "") -> Warehouse:
     """A Warehouse from its URL; InvalidWarehouseURL when a name is not a valid one."""
+    if not url.isprintable():
+        # urlsplit() silently drops newlines and tabs: refuse them rather than guess.
+        raise InvalidWarehouseURL(f"a warehouse URL has no control characters: {url!r}")
     kind = kind_of(url)
     parts = urlsplit(url)
     options = dict(parse_qsl(parts.query))

@@ -12,6 +12,12 @@ from .rules import advance
 def maintain(
     conn: psycopg.Connection, plan: dict, dry_run: bool, today: date | None = None
 ) -> dict:
+    """Partitions up to `premake` ranges past today, and expired ones detached and dropped.
+
+    Changes (unless dry_run): creates partitions of the migrated table; with
+    retention_days, detaches and drops partitions whose range ended before the cutoff.
+    Undo: a created partition is dropped by hand if unwanted; a dropped one is gone
+    (restore from backup), which is why the page previews the statements first."""
     schema, table = plan["schema"], plan["table"]
     options = plan["options"]
     granularity = options["granularity"]
