@@ -7,9 +7,7 @@ from cachemgr.services import stats
 pytestmark = pytest.mark.django_db
 
 
-def test_the_dashboard_tile_shows_the_hit_rate_the_cache_page_shows(
-    client_as, own_redis, settings
-):
+def test_the_dashboard_tile_shows_the_hit_rate_the_cache_page_shows(client_as, own_redis, settings):
     settings.CACHE_TARGETS = {"own": own_redis.url}
     own_redis.client.set("k", "v")
     for key in ("k", "k", "k", "missing"):

@@ -16,7 +16,7 @@ LAPTOP = {"width": 1366, "height": 900}
 PAGES = sorted(
     "/" + route
     for name, route, _ in walk(get_resolver().url_patterns)
-    if "<" not in route and name not in PUBLIC | SESSION_ONLY and not route.endswith((".csv", "/metrics"))
+    if "<" not in route and name not in PUBLIC | SESSION_ONLY and not route.endswith(".csv")
 )
 
 # Elements wider than the viewport; a scrolling box (a card) may hold wider content.
