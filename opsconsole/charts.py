@@ -50,10 +50,13 @@ def scatter(points: list[Point], width=640, height=160, pad=24, y_label="") -> S
     )
 
 
-def line(values: list[float], width=640, height=120, pad=20, label="") -> SafeString:
-    """A polyline of `values` (oldest first), scaled to the largest value."""
+def line(
+    values: list[float], width=640, height=120, pad=20, label="", empty="Not enough data yet."
+) -> SafeString:
+    """A polyline of `values` (oldest first), scaled to the largest value; `empty` says
+    when the first points will come."""
     if len(values) < 2:
-        return mark_safe('<p class="muted small">Not enough data yet.</p>')
+        return format_html('<p class="muted small">{}</p>', empty)
     top = max(values) or 1.0
     step = (width - 2 * pad) / (len(values) - 1)
     coords = " ".join(

@@ -18,6 +18,8 @@ SPARKLINE_POINTS = 96  # one point per 15 minutes over 24 h
 
 
 def cache_tiles(now) -> list[dict]:
+    """Per target: the hit rate since Redis started (the figure the Cache page shows) and
+    memory from the latest snapshot, and a sparkline of the per-minute hit rate."""
     from cachemgr.models import StatsSnapshot
 
     tiles = []
@@ -25,17 +27,24 @@ def cache_tiles(now) -> list[dict]:
         rows = list(
             StatsSnapshot.objects.filter(target=target, taken_at__gte=now - timedelta(hours=24))
             .order_by("taken_at")
-            .values_list("hit_rate", "used_memory")
+            .values_list("hit_rate", "used_memory", "keyspace_hits", "keyspace_misses")
         )
         step = max(1, len(rows) // SPARKLINE_POINTS)
-        rates = [100 * (rate or 0) for rate, _ in rows[::step]]
-        latest = rows[-1] if rows else (None, None)
+        rates = [100 * (row[0] or 0) for row in rows[::step]]
+        _, used_memory, hits, misses = rows[-1] if rows else (None, None, 0, 0)
         tiles.append(
             {
                 "target": target,
-                "hit_rate": None if latest[0] is None else round(100 * latest[0], 1),
-                "used_memory": latest[1],
-                "sparkline": charts.line(rates, width=240, height=48, pad=4, label="hit %"),
+                "hit_rate": round(100 * hits / (hits + misses), 1) if hits + misses else None,
+                "used_memory": used_memory,
+                "sparkline": charts.line(
+                    rates,
+                    width=240,
+                    height=48,
+                    pad=4,
+                    label="hit % per minute",
+                    empty="First point in about a minute (one snapshot a minute).",
+                ),
             }
         )
     return tiles
