@@ -244,13 +244,6 @@ def invalidate_pattern(request):
             ip_address=audit.client_ip(request),
         )
     except invalidation.ConfirmationNeeded as exc:
-        audit.denied(
-            request.user,
-            "cache.invalidate_pattern",
-            f"{data['target']}:{data['pattern']}",
-            ip_address=audit.client_ip(request),
-            reason=" ".join(exc.errors),
-        )
         context = {**_base(request, target), **_preview_context(request, exc.preview, form)}
         context["confirm_errors"] = exc.errors
         return render(request, "cachemgr/invalidate_preview.html", context, status=400)

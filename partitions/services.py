@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 
 from jobs import runner
 from opsconsole import audit
+from opsconsole.actions import audited_action
 from opsconsole.roles import has_role
 
 from . import warehouses
@@ -65,6 +66,7 @@ def active_migration(warehouse: str, schema: str, table: str) -> Migration | Non
 # --- plan ------------------------------------------------------------------------
 
 
+@audited_action("partitions.plan")
 def plan_migration(
     actor: audit.Actor,
     warehouse: str,
@@ -167,6 +169,7 @@ def check_start(actor: audit.Actor, migration: Migration, confirm: str, reason: 
     return StartCheck(migration, info.rows, info.bytes, needs_admin)
 
 
+@audited_action("partitions.migrate", long=True)
 def start_migration(
     actor: audit.Actor,
     migration: Migration,
@@ -205,6 +208,7 @@ def start_migration(
                 actor,
                 request_key=request_key,
                 ip_address=ip_address,
+                accepted_event=None,  # partitions.migrate, linked to the run below
             )
             Migration.objects.filter(pk=migration.pk).update(run=run)
         event.run = run
@@ -216,6 +220,7 @@ def start_migration(
 # --- after success -------------------------------------------------------------------
 
 
+@audited_action("partitions.rollback", long=True)
 def rollback_migration(
     actor: audit.Actor, migration: Migration, *, reason: str, ip_address: str | None = None
 ):
@@ -245,7 +250,11 @@ def rollback_migration(
             if not updated:
                 raise MigrationRefused("the migration changed meanwhile")
             run = runner.start(
-                "partition_rollback", {"migration_id": migration.pk}, actor, ip_address=ip_address
+                "partition_rollback",
+                {"migration_id": migration.pk},
+                actor,
+                ip_address=ip_address,
+                accepted_event=None,  # partitions.rollback, linked to the run below
             )
             Migration.objects.filter(pk=migration.pk).update(rollback_run=run)
         event.run = run
@@ -253,6 +262,7 @@ def rollback_migration(
     return run
 
 
+@audited_action("partitions.drop_original")
 def drop_original(
     actor: audit.Actor, migration: Migration, *, confirm: str, ip_address: str | None = None
 ) -> Migration:

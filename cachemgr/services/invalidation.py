@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core import signing
 
 from opsconsole import audit
+from opsconsole.actions import audited_action
 
 from .. import conf, targets
 from ..client import Cache
@@ -151,11 +152,6 @@ class Preview:
     def needs_typed_confirmation(self) -> bool:
         return self.matches_everything or self.estimated_keys > conf.get("CACHE_CONFIRM_ABOVE")
 
-    @property
-    def confirmation_word(self) -> str:
-        """What the operator must type: the target's name for a match-all, else the pattern."""
-        return self.target if self.matches_everything else self.pattern
-
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "needs_typed_confirmation": self.needs_typed_confirmation}
 
@@ -249,6 +245,7 @@ def approval_is_valid(approval: str, target: str, pattern: str) -> bool:
     return note == {"target": target, "pattern": pattern}
 
 
+@audited_action("job.start", long=True)
 def start_pattern_invalidation(
     target: str,
     pattern: str,
@@ -272,6 +269,14 @@ def start_pattern_invalidation(
     targets.url(target)
     preview = preview_pattern(target, pattern)
     if not assume_yes and (errors := confirmation_errors(preview, confirm, is_admin)):
+        # Refused before anything was launched: the denial is the whole audit record.
+        audit.denied(
+            actor,
+            "cache.invalidate_pattern",
+            f"{target}:{pattern}",
+            ip_address=ip_address,
+            reason=" ".join(errors),
+        )
         raise ConfirmationNeeded(errors, preview)
     params = {
         "target": target,
@@ -343,6 +348,7 @@ def scan_unlink_in_steps(
         cursor, matched, deleted = step(args=[cursor, pattern, count, batch])
 
 
+@audited_action("cache.invalidate_pattern")
 def invalidate_pattern(
     target: str,
     pattern: str,
@@ -396,6 +402,7 @@ def invalidate_pattern(
     return {k: v for k, v in figures.items() if k != "pattern"} | {"pattern": pattern}
 
 
+@audited_action("cache.invalidate_key")
 def invalidate_key(
     target: str, key: bytes | str, actor: audit.Actor, ip_address: str | None = None
 ) -> int:
@@ -414,6 +421,7 @@ def invalidate_key(
     return deleted
 
 
+@audited_action("cache.invalidate_tag")
 def invalidate_tag(target: str, tag: str, actor: audit.Actor, ip_address: str | None = None) -> int:
     """Delete every key the client stored with `tag`; returns how many existed.
     Undone by the product reloading them."""
@@ -431,6 +439,7 @@ def invalidate_tag(target: str, tag: str, actor: audit.Actor, ip_address: str | 
     return deleted
 
 
+@audited_action("cache.bump_namespace")
 def bump_namespace(
     target: str, namespace: str, actor: audit.Actor, ip_address: str | None = None
 ) -> dict[str, int]:
@@ -452,6 +461,7 @@ def bump_namespace(
     return {"old_version": old, "new_version": new}
 
 
+@audited_action("cache.restore_namespace")
 def restore_namespace_version(
     target: str, namespace: str, version: int, actor: audit.Actor, ip_address: str | None = None
 ) -> dict[str, int]:

@@ -9,6 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from opsconsole import audit
+from opsconsole.actions import audited_action
 
 from .. import registry, targets
 from ..client import Cache, hit_rate, read_counters
@@ -46,6 +47,7 @@ def overview(target: str) -> list[dict[str, Any]]:
     return rows
 
 
+@audited_action("cache.warm")
 def warm(
     target: str,
     name: str,
@@ -92,6 +94,7 @@ def _row(row) -> tuple[Any, Any, int | None]:
     return row[0], row[1], row[2]
 
 
+@audited_action("job.start", long=True)
 def start_warm(
     target: str,
     name: str,

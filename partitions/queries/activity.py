@@ -2,6 +2,7 @@
 cancel its current statement or terminate its backend (admin, typed confirmation)."""
 
 from opsconsole import audit
+from opsconsole.actions import audited_action
 
 from . import pg
 from .connection import ConfirmationMismatch, QueriesError, open_warehouse
@@ -28,12 +29,14 @@ def _stop(actor, warehouse: str, pid: int, confirm: str, ip_address, *, terminat
     return ok
 
 
+@audited_action("queries.cancel_backend")
 def cancel_backend(actor, warehouse: str, pid: int, confirm: str, ip_address=None) -> bool:
     """Cancel the statement backend `pid` is running (the session stays). Audited as
     queries.cancel_backend. Not undoable: the client sees an error and may retry."""
     return _stop(actor, warehouse, pid, confirm, ip_address, terminate=False)
 
 
+@audited_action("queries.terminate_backend")
 def terminate_backend(actor, warehouse: str, pid: int, confirm: str, ip_address=None) -> bool:
     """Terminate backend `pid` (its transaction rolls back, the session ends). Audited as
     queries.terminate_backend. Not undoable: the client must reconnect."""

@@ -14,6 +14,7 @@ from django.conf import settings
 from jobs import runner
 from jobs.models import Run, RunStatus
 from opsconsole import audit
+from opsconsole.actions import audited_action
 from opsconsole.roles import has_role
 
 from . import pg
@@ -39,6 +40,7 @@ def _actor(run: Run):
 # --- launching ---------------------------------------------------------------
 
 
+@audited_action("job.start", long=True)
 def start_apply(actor, params: dict, *, request_key=None, ip_address=None) -> Run:
     """Start the apply job; its parameters (with the typed confirmation) are checked
     by the job's form. The launch is audited as job.start by the runner."""
@@ -56,6 +58,7 @@ def applied_runs(limit: int = 50):
     return runs
 
 
+@audited_action("job.start", long=True)
 def start_rollback(actor, apply_run: Run, confirm: str, *, ip_address=None) -> Run:
     """Start DROP INDEX CONCURRENTLY of the index `apply_run` created (admin only, the
     index name typed as confirmation). Undone by applying the suggestion again."""

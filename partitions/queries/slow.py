@@ -7,6 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from opsconsole import audit
+from opsconsole.actions import audited_action
 
 from . import parsing, pg, targets
 from .connection import ConfirmationMismatch, open_warehouse, require_extension
@@ -130,6 +131,7 @@ def snapshot_all() -> dict[str, str]:
     return outcome
 
 
+@audited_action("queries.reset_stats")
 def reset_stats(actor, warehouse: str, confirm: str, ip_address: str | None = None) -> None:
     """pg_stat_statements_reset() on `warehouse`, audited as queries.reset_stats.
     Not undoable: the counters restart from zero (snapshots already taken are kept)."""

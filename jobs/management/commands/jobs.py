@@ -6,9 +6,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs import registry, runner
+from jobs.history import filtered_runs
 from jobs.models import Run
 from jobs.stats import job_stats
-from jobs.views import filtered_runs
 
 
 def run_as_dict(run: Run) -> dict:
