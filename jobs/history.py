@@ -28,3 +28,28 @@ def filtered_runs(data: dict) -> QuerySet[Run]:
     if data.get("before"):
         runs = runs.filter(id__lt=data["before"])
     return runs
+
+
+def run_as_dict(run: Run) -> dict:
+    """One run as the commands print it (--json)."""
+    return {
+        "id": run.pk,
+        "name": run.name,
+        "kind": run.kind,
+        "status": run.status,
+        "attempt": run.attempt,
+        "max_attempts": run.max_attempts,
+        "params": run.params,
+        "progress": {
+            "done": run.progress_done,
+            "total": run.progress_total,
+            "message": run.progress_message,
+        },
+        "result": run.result,
+        "error": run.error,
+        "actor": run.actor_name,
+        "created_at": run.created_at.isoformat(),
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "duration_ms": run.duration_ms,
+    }

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from jobs import runner
 from opsconsole import audit
 from opsconsole.actions import audited_action
+from opsconsole.confirmation import require_typed
 from opsconsole.roles import has_role
 
 from . import warehouses
@@ -137,14 +138,18 @@ class StartCheck:
     run: Any = None
 
 
+def _require_table_name(migration: Migration, confirm: str) -> None:
+    message = f"type the table name exactly ({migration.table}) to confirm"
+    require_typed(migration.table, confirm, message, error=MigrationRefused)
+
+
 def check_start(actor: audit.Actor, migration: Migration, confirm: str, reason: str) -> StartCheck:
     """Everything that must hold before a plan runs; raises MigrationRefused."""
     if migration.state != MigrationState.PLANNED:
         raise MigrationRefused(f"migration #{migration.pk} is {migration.state}, not planned")
     if not migration.plan_intact:
         raise MigrationRefused("the stored plan does not match its hash: plan again")
-    if confirm != migration.table:
-        raise MigrationRefused(f"type the table name exactly ({migration.table}) to confirm")
+    _require_table_name(migration, confirm)
     if not reason.strip():
         raise MigrationRefused("give a reason: it goes into the audit log")
     size = migration.plan.get("estimates", {}).get("bytes") or 0
@@ -278,8 +283,7 @@ def drop_original(
     ):
         if migration.state != MigrationState.SUCCEEDED or migration.result.get("original_dropped"):
             raise MigrationRefused("only the original of a succeeded migration can be dropped")
-        if confirm != migration.table:
-            raise MigrationRefused(f"type the table name exactly ({migration.table}) to confirm")
+        _require_table_name(migration, confirm)
         backend = warehouses.backend(migration.warehouse)
         try:
             backend.drop_original(migration.plan)

@@ -17,6 +17,7 @@ from django.core import signing
 
 from opsconsole import audit
 from opsconsole.actions import audited_action
+from opsconsole.confirmation import confirmation_error
 
 from .. import conf, targets
 from ..client import Cache
@@ -221,14 +222,19 @@ def confirmation_errors(preview: Preview, confirm: str, is_admin: bool) -> list[
         errors = []
         if not is_admin:
             errors.append("Only an admin may invalidate a pattern that matches every key.")
-        if confirm != preview.target:
-            errors.append("This pattern matches every key: type the target's name to confirm.")
+        everything = "This pattern matches every key: type the target's name to confirm."
+        if error := confirmation_error(preview.target, confirm, everything):
+            errors.append(error)
         return errors
-    if preview.needs_typed_confirmation and confirm != preview.pattern:
-        return [
+    if preview.needs_typed_confirmation and (
+        error := confirmation_error(
+            preview.pattern,
+            confirm,
             f"This deletes about {preview.estimated_keys:,} keys: "
-            "type the pattern exactly to confirm."
-        ]
+            "type the pattern exactly to confirm.",
+        )
+    ):
+        return [error]
     return []
 
 

@@ -68,3 +68,7 @@ class Runbook:
             }
             for n, step in enumerate(self.steps, start=1)
         ]
+
+
+def confirm_message(book: Runbook) -> str:
+    return f"Type {book.name} exactly."

@@ -8,10 +8,11 @@ from jobs import runner
 from jobs.models import Run
 from opsconsole import audit
 from opsconsole.actions import audited_action
+from opsconsole.confirmation import require_typed
 from opsconsole.models import RunbookRequest
 from opsconsole.roles import has_role
 
-from .book import Runbook
+from .book import Runbook, confirm_message
 from .registry import get
 
 
@@ -21,11 +22,22 @@ class RunbookRefused(Exception):
 
 @audited_action("job.start", long=True)
 def launch(
-    book: Runbook, params: dict, actor, reason: str = "", request_key=None, ip_address=None
-) -> Run | RunbookRequest:
-    """Start the runbook, or file it for approval when it needs four eyes.
+    book: Runbook,
+    params: dict,
+    actor,
+    reason: str = "",
+    request_key=None,
+    ip_address=None,
+    *,
+    confirm: str = "",
+    assume_yes: bool = False,
+    dry_run: bool = False,
+) -> Run | RunbookRequest | list[dict]:
+    """Start the runbook, or file it for approval when it needs four eyes, once its
+    name is typed (`confirm`; `assume_yes` is the command line's --yes).
 
-    Undo: cancel the run, or undo its steps once it has ended.
+    With dry_run: the same checks, then only the preview of each step (reads, so
+    nothing is audited). Undo: cancel the run, or undo its steps once it has ended.
     """
     if not has_role(actor, book.role):
         raise RunbookRefused(f"{book.title} needs the {book.role} role.")
@@ -33,6 +45,11 @@ def launch(
         cleaned = book.clean(params)
     except forms.ValidationError as exc:
         raise RunbookRefused("Invalid parameters: " + "; ".join(exc.messages)) from None
+    if dry_run:
+        return book.preview(cleaned)
+    require_typed(
+        book.name, confirm, confirm_message(book), assume_yes=assume_yes, error=RunbookRefused
+    )
     if book.needs_approval:
         with audit.record(
             actor,

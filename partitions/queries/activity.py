@@ -3,6 +3,7 @@ cancel its current statement or terminate its backend (admin, typed confirmation
 
 from opsconsole import audit
 from opsconsole.actions import audited_action
+from opsconsole.confirmation import require_typed
 
 from . import pg
 from .connection import ConfirmationMismatch, QueriesError, open_warehouse
@@ -15,8 +16,9 @@ def live_statements(warehouse: str) -> list[dict]:
 
 
 def _stop(actor, warehouse: str, pid: int, confirm: str, ip_address, *, terminate: bool) -> bool:
-    if confirm.strip() != str(pid):
-        raise ConfirmationMismatch(f"Type the backend's pid {pid} to confirm.")
+    require_typed(
+        str(pid), confirm, f"Type the backend's pid {pid} to confirm.", error=ConfirmationMismatch
+    )
     action = "queries.terminate_backend" if terminate else "queries.cancel_backend"
     with (
         audit.record(actor, action, f"{warehouse}:{pid}", ip_address=ip_address) as event,

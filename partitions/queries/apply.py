@@ -15,6 +15,7 @@ from jobs import runner
 from jobs.models import Run, RunStatus
 from opsconsole import audit
 from opsconsole.actions import audited_action
+from opsconsole.confirmation import require_typed
 from opsconsole.roles import has_role
 
 from . import pg
@@ -72,8 +73,9 @@ def start_rollback(actor, apply_run: Run, confirm: str, *, ip_address=None) -> R
         "confirm": confirm,
         "apply_run": apply_run.pk,
     }
-    if confirm.strip() != name:
-        raise ConfirmationMismatch(f"Type the index name {name!r} to drop it.")
+    require_typed(
+        name, confirm, f"Type the index name {name!r} to drop it.", error=ConfirmationMismatch
+    )
     return runner.start(ROLLBACK_JOB, params, actor, ip_address=ip_address)
 
 

@@ -92,7 +92,9 @@ class World:
     def failed_runbook(self) -> Run:
         settings = self.fixture("settings")
         settings.CACHE_TARGETS = {**settings.CACHE_TARGETS, "gone": "redis://127.0.0.1:1/0"}
-        run = wait_for(runbooks.launch(get("health_sweep"), {}, self.operator), timeout=30)
+        run = wait_for(
+            runbooks.launch(get("health_sweep"), {}, self.operator, assume_yes=True), timeout=30
+        )
         settings.CACHE_TARGETS = {k: v for k, v in settings.CACHE_TARGETS.items() if k != "gone"}
         assert run.status == "failed"
         return run
@@ -116,7 +118,7 @@ def _four_eyes_request(w: World) -> RunbookRequest:
     book = get("health_sweep_four_eyes") or register(
         replace(get("health_sweep"), name="health_sweep_four_eyes", needs_approval=True)
     )
-    return runbooks.launch(book, {}, w.operator, reason="rule")
+    return runbooks.launch(book, {}, w.operator, reason="rule", assume_yes=True)
 
 
 def _new_user_form() -> NewUserForm:
@@ -209,7 +211,7 @@ EXAMPLES: dict[str, Callable[[World], Any]] = {
         "cli:rule", f"demo{uuid4().hex[:6]}", None
     ),
     "opsconsole.runbooks.services.launch": lambda w: runbooks.launch(
-        get("health_sweep"), {}, w.operator
+        get("health_sweep"), {}, w.operator, confirm="health_sweep"
     ),
     "opsconsole.runbooks.services.decide": lambda w: runbooks.decide(
         _four_eyes_request(w), w.admin, approve=True
