@@ -15,6 +15,8 @@ import redis
 from django.conf import settings
 from django.core import signing
 
+from jobs import runner
+from jobs.models import Run
 from opsconsole import audit
 from opsconsole.actions import audited_action
 from opsconsole.confirmation import confirmation_error
@@ -267,9 +269,6 @@ def start_pattern_invalidation(
 
     `assume_yes` (the CLI's --yes) stands in for typing. Raises ConfirmationNeeded,
     BadPattern, targets.UnknownTarget / TargetUnavailable, or runner.LaunchRefused."""
-    from jobs import runner
-    from jobs.models import Run
-
     if request_key and (already := Run.objects.filter(request_key=request_key).first()):
         return already  # a double-submitted form: the run it started the first time
     targets.url(target)
