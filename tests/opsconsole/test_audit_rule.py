@@ -354,3 +354,26 @@ def _check_outcome(run: Run) -> None:
     event = ended.get()
     assert event.params["status"] == run.status
     assert event.outcome == ("ok" if run.status == "succeeded" else "failed")
+
+
+def test_a_refused_runbook_decision_keeps_its_failed_event(transactional_db, make_user):
+    requester = make_user("operator")
+    book = get("health_sweep_four_eyes") or register(
+        replace(get("health_sweep"), name="health_sweep_four_eyes", needs_approval=True)
+    )
+    request = runbooks.launch(book, {}, requester, reason="rule", assume_yes=True)
+    with pytest.raises(runbooks.RunbookRefused, match="your own request"):
+        runbooks.decide(request, requester, approve=True)
+    event = AuditEvent.objects.get(action="runbook.approve")
+    assert event.outcome == "failed" and "your own request" in event.error
+    request.refresh_from_db()
+    assert request.status == "pending" and not Run.objects.exists()
+
+
+def test_an_admin_demoting_themself_is_refused_and_audited(transactional_db, make_user):
+    admin = make_user("admin")
+    with pytest.raises(users.UserRefused):
+        users.update_user(admin, admin, role="viewer", is_active=True)
+    admin.refresh_from_db()
+    assert admin.is_active and admin.groups.filter(name="admin").exists()
+    assert AuditEvent.objects.get(action="user.update").outcome == "failed"
