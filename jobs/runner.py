@@ -76,7 +76,7 @@ def active_run(name: str) -> Run | None:
     return Run.objects.filter(name=name, status__in=ACTIVE_STATUSES).order_by("-id").first()
 
 
-@audited_action("job.start", long=True)
+@audited_action(ACCEPTED, long=True)
 def start(
     name: str,
     params: dict | None = None,
@@ -182,12 +182,13 @@ def cancel(run: Run, actor: audit.Actor, ip_address: str | None = None) -> Run:
     with audit.record(actor, "job.cancel", run.name, ip_address=ip_address, run=run):
         Run.objects.filter(pk=run.pk).update(cancel_requested=True)
         if run.status == RunStatus.QUEUED or run.status == RunStatus.RETRYING:
-            stopped = Run.objects.filter(
-                pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RETRYING]
-            ).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
-            if stopped:  # no worker will see it: the outcome is written here
-                run.refresh_from_db()
-                audit_end(run)
+            with transaction.atomic():
+                stopped = Run.objects.filter(
+                    pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RETRYING]
+                ).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
+                if stopped:  # no worker will see it: the outcome is written here
+                    run.refresh_from_db()
+                    audit_end(run)
         if run.celery_task_id:
             from opsconsole.celery import app
 
@@ -199,7 +200,7 @@ def cancel(run: Run, actor: audit.Actor, ip_address: str | None = None) -> Run:
     return run
 
 
-@audited_action("job.start", long=True)
+@audited_action(ACCEPTED, long=True)
 def retry(run: Run, actor: audit.Actor, ip_address: str | None = None) -> Run:
     """Launch a failed, timed-out, lost or cancelled run again with the same parameters."""
     if run.status == RunStatus.SUCCEEDED or run.is_active:
