@@ -45,7 +45,11 @@ def runbook_detail(request, name: str):
     preview = None
     if request.method == "POST" and (params_form is None or params_form.is_valid()):
         params = params_form.cleaned_data if params_form else {}
-        preview = services.launch(book, params, request.user, dry_run=True)
+        try:
+            preview = services.launch(book, params, request.user, dry_run=True)
+        except services.RunbookRefused as exc:
+            messages.error(request, str(exc))
+            return redirect("runbooks:detail", book.name)
         if request.POST.get("action") == "launch":
             confirm_form = ConfirmForm(request.POST, book=book)
             if confirm_form.is_valid():
