@@ -204,7 +204,9 @@ def invalidate_preview(request):
         return redirect(_back("cachemgr:invalidate", target))
     data = form.cleaned_data
     try:
-        preview = invalidation.preview_pattern(data["target"], data["pattern"])
+        preview = invalidation.start_pattern_invalidation(
+            data["target"], data["pattern"], request.user, dry_run=True
+        )
     except FAULTS as exc:
         messages.error(request, str(exc))
         return redirect(_back("cachemgr:invalidate", target))

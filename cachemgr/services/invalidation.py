@@ -264,15 +264,24 @@ def start_pattern_invalidation(
     assume_yes: bool = False,
     request_key: str | None = None,
     ip_address: str | None = None,
-):
+    dry_run: bool = False,
+) -> Run | Preview:
     """Preview, enforce the typed confirmation, then start the deleting job (a Run).
 
-    `assume_yes` (the CLI's --yes) stands in for typing. Raises ConfirmationNeeded,
-    BadPattern, targets.UnknownTarget / TargetUnavailable, or runner.LaunchRefused."""
-    if request_key and (already := Run.objects.filter(request_key=request_key).first()):
+    With dry_run, the preview only (what the page shows before asking to type; reads,
+    so not audited). `assume_yes` (the CLI's --yes) stands in for typing. Raises
+    ConfirmationNeeded, BadPattern, targets.UnknownTarget / TargetUnavailable, or
+    runner.LaunchRefused. Undo: none, keys come back as the product reloads them."""
+    if (
+        not dry_run
+        and request_key
+        and (already := Run.objects.filter(request_key=request_key).first())
+    ):
         return already  # a double-submitted form: the run it started the first time
     targets.url(target)
     preview = preview_pattern(target, pattern)
+    if dry_run:
+        return preview
     if not assume_yes and (errors := confirmation_errors(preview, confirm, is_admin)):
         # Refused before anything was launched: the denial is the whole audit record.
         audit.denied(
