@@ -4,6 +4,8 @@ import uuid
 
 from django import forms
 
+from opsconsole.confirmation import confirmation_error
+
 from . import registry, targets
 from .services import invalidation, keys
 
@@ -105,8 +107,11 @@ class NamespaceForm(OnceForm):
 
     def clean(self):
         data = super().clean()
-        if data.get("namespace") and data.get("confirm") != data.get("namespace"):
-            self.add_error("confirm", "Type the namespace's name exactly to confirm.")
+        message = "Type the namespace's name exactly to confirm."
+        if data.get("namespace") and (
+            error := confirmation_error(data["namespace"], data.get("confirm"), message)
+        ):
+            self.add_error("confirm", error)
         return data
 
 

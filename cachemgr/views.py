@@ -32,7 +32,7 @@ def _target(request) -> str:
     return request.GET.get("target") or request.POST.get("target") or targets.default()
 
 
-def _base(request, target: str) -> dict:
+def _base(target: str) -> dict:
     return {"targets": targets.names(), "target": target}
 
 
@@ -50,7 +50,7 @@ def _back(name: str, target: str, **query) -> str:
 @role_required("viewer")
 def stats_page(request):
     target = _target(request)
-    context = _base(request, target)
+    context = _base(target)
     status = 200
     try:
         targets.url(target)
@@ -82,7 +82,7 @@ def _history_context(request, target: str) -> dict:
 @role_required("viewer")
 def stats_history(request):
     target = _target(request)
-    context = {**_base(request, target), **_history_context(request, target)}
+    context = {**_base(target), **_history_context(request, target)}
     return render(request, "cachemgr/partials/_history.html", context)
 
 
@@ -93,7 +93,7 @@ def stats_history(request):
 def key_list(request):
     form = KeySearchForm(request.GET or None)
     target = _target(request)
-    context = {**_base(request, target), "form": form, "page": None}
+    context = {**_base(target), "form": form, "page": None}
     status = 200
     if form.is_bound and not form.is_valid():
         status = 400
@@ -115,7 +115,7 @@ def key_list(request):
 @role_required("viewer")
 def key_detail(request):
     target = _target(request)
-    context = {**_base(request, target), "ttl_form": None}
+    context = {**_base(target), "ttl_form": None}
     status = 200
     try:
         key = keys.key_from_hex(request.GET.get("key", ""))
@@ -184,7 +184,7 @@ def invalidate(request):
     target = _target(request)
     initial = {"target": target}
     context = {
-        **_base(request, target),
+        **_base(target),
         "key_form": InvalidateKeyForm(initial=initial),
         "pattern_form": PatternForm(initial=initial),
         "tag_form": TagForm(initial=initial),
@@ -198,13 +198,15 @@ def invalidate(request):
 def invalidate_preview(request):
     form = PatternForm(request.GET or None)
     target = _target(request)
-    context = {**_base(request, target), "form": form}
+    context = {**_base(target), "form": form}
     if not form.is_valid():
         messages.error(request, _errors(form) or "Enter a target and a pattern.")
         return redirect(_back("cachemgr:invalidate", target))
     data = form.cleaned_data
     try:
-        preview = invalidation.preview_pattern(data["target"], data["pattern"])
+        preview = invalidation.start_pattern_invalidation(
+            data["target"], data["pattern"], request.user, dry_run=True
+        )
     except FAULTS as exc:
         messages.error(request, str(exc))
         return redirect(_back("cachemgr:invalidate", target))
@@ -244,14 +246,7 @@ def invalidate_pattern(request):
             ip_address=audit.client_ip(request),
         )
     except invalidation.ConfirmationNeeded as exc:
-        audit.denied(
-            request.user,
-            "cache.invalidate_pattern",
-            f"{data['target']}:{data['pattern']}",
-            ip_address=audit.client_ip(request),
-            reason=" ".join(exc.errors),
-        )
-        context = {**_base(request, target), **_preview_context(request, exc.preview, form)}
+        context = {**_base(target), **_preview_context(request, exc.preview, form)}
         context["confirm_errors"] = exc.errors
         return render(request, "cachemgr/invalidate_preview.html", context, status=400)
     except (*FAULTS, runner.LaunchRefused) as exc:
@@ -321,7 +316,7 @@ def bump_namespace(request):
 def warm(request):
     target = _target(request)
     context = {
-        **_base(request, target),
+        **_base(target),
         "form": WarmForm(initial={"target": target}),
         "runs": Run.objects.filter(name__startswith=warming.JOB_NAME)[:10],
         "rows": [],

@@ -20,6 +20,7 @@ from django.db import IntegrityError, close_old_connections, connection, transac
 from django.utils import timezone
 
 from opsconsole import audit
+from opsconsole.actions import audited_action
 from opsconsole.roles import has_role
 
 from . import locks, registry
@@ -62,6 +63,12 @@ class JobTimedOut(Exception):
     pass
 
 
+# The audit rule for long actions (docs/architecture.md): one accepted event at
+# launch, one outcome event when the run reaches a final status, both linked to it.
+ACCEPTED = "job.start"
+ENDED = "job.end"
+
+
 # --- launching -------------------------------------------------------------
 
 
@@ -69,6 +76,7 @@ def active_run(name: str) -> Run | None:
     return Run.objects.filter(name=name, status__in=ACTIVE_STATUSES).order_by("-id").first()
 
 
+@audited_action(ACCEPTED, long=True)
 def start(
     name: str,
     params: dict | None = None,
@@ -77,8 +85,14 @@ def start(
     request_key: str | None = None,
     retry_of: Run | None = None,
     ip_address: str | None = None,
+    accepted_event: str | None = ACCEPTED,
 ) -> Run:
     """Record a Run for job `name` and enqueue it. Returns at once.
+
+    Writes the launch's accepted event (`job.start`, linked to the run) unless
+    `accepted_event` is None: then the calling service writes its own accepted
+    event and links it to the returned run (one accepted event per launch).
+    The run's outcome event (`job.end`) is written when it reaches a final status.
 
     Raises registry.UnknownJob, or LaunchRefused when the parameters are
     invalid or an exclusive job already runs. A repeated `request_key`
@@ -114,14 +128,15 @@ def start(
             )
             run.celery_task_id = task_id_for(run, 1)
             run.save(update_fields=["celery_task_id"])
-            audit.write(
-                actor,
-                "job.start",
-                name,
-                ip_address=ip_address,
-                run=run,
-                params={"params": params, "kind": spec.kind, "run_id": run.pk},
-            )
+            if accepted_event:
+                audit.write(
+                    actor,
+                    accepted_event,
+                    name,
+                    ip_address=ip_address,
+                    run=run,
+                    params={"params": params, "kind": spec.kind, "run_id": run.pk},
+                )
             transaction.on_commit(lambda: enqueue(run))
     except IntegrityError:
         # Two submits of one form raced past the check above: the first one won.
@@ -152,14 +167,13 @@ def enqueue(run: Run, countdown: float | None = None) -> None:
             time_limit=spec.hard_timeout,
         )
     except Exception as exc:
-        Run.objects.filter(pk=run.pk).update(
-            status=RunStatus.FAILED,
-            error=f"Could not enqueue (is the broker up?): {type(exc).__name__}: {exc}",
-            finished_at=timezone.now(),
-        )
+        # The launch was accepted (and audited) but never reached a worker: end it.
         run.refresh_from_db()
+        message = f"Could not enqueue (is the broker up?): {type(exc).__name__}: {exc}"
+        _finish(run, RunStatus.FAILED, message, timezone.now())
 
 
+@audited_action("job.cancel")
 def cancel(run: Run, actor: audit.Actor, ip_address: str | None = None) -> Run:
     """Ask a queued or running run to stop. A queued run stops at once; a
     running one at its next progress report. Not undoable (run it again)."""
@@ -168,9 +182,13 @@ def cancel(run: Run, actor: audit.Actor, ip_address: str | None = None) -> Run:
     with audit.record(actor, "job.cancel", run.name, ip_address=ip_address, run=run):
         Run.objects.filter(pk=run.pk).update(cancel_requested=True)
         if run.status == RunStatus.QUEUED or run.status == RunStatus.RETRYING:
-            Run.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RETRYING]).update(
-                status=RunStatus.CANCELLED, finished_at=timezone.now()
-            )
+            with transaction.atomic():
+                stopped = Run.objects.filter(
+                    pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RETRYING]
+                ).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
+                if stopped:  # no worker will see it: the outcome is written here
+                    run.refresh_from_db()
+                    audit_end(run)
         if run.celery_task_id:
             from opsconsole.celery import app
 
@@ -182,6 +200,7 @@ def cancel(run: Run, actor: audit.Actor, ip_address: str | None = None) -> Run:
     return run
 
 
+@audited_action(ACCEPTED, long=True)
 def retry(run: Run, actor: audit.Actor, ip_address: str | None = None) -> Run:
     """Launch a failed, timed-out, lost or cancelled run again with the same parameters."""
     if run.status == RunStatus.SUCCEEDED or run.is_active:
@@ -327,7 +346,29 @@ def _finish(run: Run, status: str, error: str, now, result: dict | None = None) 
         run.result = result
     if run.started_at:
         run.duration_ms = int((now - run.started_at).total_seconds() * 1000)
-    run.save()
+    # The final status and its outcome event commit together: nobody sees one without the other.
+    with transaction.atomic():
+        run.save()
+        audit_end(run)
+
+
+def audit_end(run: Run) -> None:
+    """Write the run's outcome event: its final status, and what it had done
+    (progress, checkpoints) in case it stopped midway."""
+    audit.write(
+        run.actor or run.actor_name,
+        ENDED,
+        run.name,
+        outcome=audit.Outcome.OK if run.status == RunStatus.SUCCEEDED else audit.Outcome.FAILED,
+        error=run.error,
+        run=run,
+        params={
+            "status": run.status,
+            "attempts": run.attempt,
+            "progress": {"done": run.progress_done, "total": run.progress_total},
+            "done": run.result,
+        },
+    )
 
 
 def execute(run_id: int) -> str:

@@ -9,6 +9,7 @@ import json
 from celery.schedules import crontab
 
 from opsconsole import audit
+from opsconsole.actions import audited_action
 
 from . import registry
 
@@ -86,6 +87,7 @@ def describe(task) -> str:
     return "one-off" if task.one_off else "—"
 
 
+@audited_action("schedule.enable")
 def set_enabled(task, enabled: bool, actor, ip_address=None) -> None:
     """Enable or disable a beat entry. Undo: the opposite call."""
     with audit.record(
@@ -99,6 +101,7 @@ def set_enabled(task, enabled: bool, actor, ip_address=None) -> None:
         task.save(update_fields=["enabled"])
 
 
+@audited_action("schedule.edit")
 def set_crontab(task, fields: dict, actor, ip_address=None) -> None:
     """Point a beat entry at the crontab `fields` (minute, hour, …).
 

@@ -1,9 +1,6 @@
-from datetime import datetime, time
-
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from opsconsole import audit, charts
@@ -13,29 +10,10 @@ from opsconsole.roles import role_required
 from . import registry, runner, schedules, workers
 from . import stats as stats_service
 from .forms import CrontabForm, HistoryFilterForm, LaunchForm
+from .history import filtered_runs
 from .models import Run
 
 PAGE_SIZE = 50
-
-
-def filtered_runs(data: dict):
-    runs = Run.objects.all()
-    if data.get("job"):
-        runs = runs.filter(name=data["job"])
-    if data.get("status"):
-        runs = runs.filter(status=data["status"])
-    if data.get("kind"):
-        runs = runs.filter(kind=data["kind"])
-    if data.get("actor"):
-        runs = runs.filter(actor_name=data["actor"])
-    tz = timezone.get_current_timezone()
-    if data.get("since"):
-        runs = runs.filter(created_at__gte=datetime.combine(data["since"], time.min, tz))
-    if data.get("until"):
-        runs = runs.filter(created_at__lte=datetime.combine(data["until"], time.max, tz))
-    if data.get("before"):
-        runs = runs.filter(id__lt=data["before"])
-    return runs
 
 
 @role_required("viewer")

@@ -15,9 +15,10 @@ from django.views.decorators.http import require_GET, require_POST
 from . import audit, health
 from . import dashboard as dashboard_service
 from . import metrics as metrics_service
+from . import users as users_service
 from .forms import AuditFilterForm, NewUserForm, UserRoleForm
 from .models import AuditEvent
-from .roles import role_of, role_required, set_role
+from .roles import role_of, role_required
 
 AUDIT_PAGE_SIZE = 50
 
@@ -155,14 +156,9 @@ def user_create(request):
         people = get_user_model().objects.order_by("username").prefetch_related("groups")
         rows = [(user, role_of(user)) for user in people]
         return render(request, "opsconsole/users.html", {"rows": rows, "form": form}, status=400)
+    user = users_service.create_user(request.user, form, ip_address=audit.client_ip(request))
     role = form.cleaned_data["role"]
-    username = form.cleaned_data["username"]
-    with audit.record(
-        request.user, "user.create", username, ip_address=audit.client_ip(request), role=role
-    ):
-        user = form.save()
-        set_role(user, role)
-    messages.success(request, f"Created {username} as {role}.")
+    messages.success(request, f"Created {user.get_username()} as {role}.")
     return redirect("users")
 
 
@@ -174,24 +170,17 @@ def user_update(request, user_id: int):
     if not form.is_valid():
         messages.error(request, "Choose a role.")
         return redirect("users")
-    role, active = form.cleaned_data["role"], form.cleaned_data["is_active"]
-    if user == request.user and (not active or role != "admin"):
-        messages.error(request, "You cannot demote or deactivate yourself.")
+    try:
+        users_service.update_user(
+            request.user,
+            user,
+            role=form.cleaned_data["role"],
+            is_active=form.cleaned_data["is_active"],
+            ip_address=audit.client_ip(request),
+        )
+    except users_service.UserRefused as exc:
+        messages.error(request, str(exc))
         return redirect("users")
-    with audit.record(
-        request.user,
-        "user.update",
-        user.get_username(),
-        ip_address=audit.client_ip(request),
-        role=role,
-        is_active=active,
-        previous_role=role_of(user),
-        previous_active=user.is_active,
-    ):
-        user.is_active = active
-        user.save(update_fields=["is_active"])
-        if not user.is_superuser:
-            set_role(user, role)
     messages.success(request, f"Updated {user.get_username()}.")
     return redirect("users")
 

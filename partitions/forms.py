@@ -2,6 +2,8 @@
 
 from django import forms
 
+from opsconsole.confirmation import confirmation_error
+
 from .backends.base import TableInfo
 
 GRANULARITIES = {
@@ -76,8 +78,9 @@ class ConfirmForm(forms.Form):
         self.table = table
 
     def clean_confirm(self) -> str:
-        if self.cleaned_data["confirm"] != self.table:
-            raise forms.ValidationError(f"Type exactly: {self.table}")
+        typed = self.cleaned_data["confirm"]
+        if error := confirmation_error(self.table, typed, f"Type exactly: {self.table}"):
+            raise forms.ValidationError(error)
         return self.cleaned_data["confirm"]
 
 

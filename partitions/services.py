@@ -13,6 +13,8 @@ from django.db import IntegrityError, transaction
 
 from jobs import runner
 from opsconsole import audit
+from opsconsole.actions import audited_action
+from opsconsole.confirmation import require_typed
 from opsconsole.roles import has_role
 
 from . import backends, warehouses
@@ -65,6 +67,7 @@ def active_migration(warehouse: str, schema: str, table: str) -> Migration | Non
 # --- plan ------------------------------------------------------------------------
 
 
+@audited_action("partitions.plan")
 def plan_migration(
     actor: audit.Actor,
     warehouse: str,
@@ -135,14 +138,18 @@ class StartCheck:
     run: Any = None
 
 
+def _require_table_name(migration: Migration, confirm: str) -> None:
+    message = f"type the table name exactly ({migration.table}) to confirm"
+    require_typed(migration.table, confirm, message, error=MigrationRefused)
+
+
 def check_start(actor: audit.Actor, migration: Migration, confirm: str, reason: str) -> StartCheck:
     """Everything that must hold before a plan runs; raises MigrationRefused."""
     if migration.state != MigrationState.PLANNED:
         raise MigrationRefused(f"migration #{migration.pk} is {migration.state}, not planned")
     if not migration.plan_intact:
         raise MigrationRefused("the stored plan does not match its hash: plan again")
-    if confirm != migration.table:
-        raise MigrationRefused(f"type the table name exactly ({migration.table}) to confirm")
+    _require_table_name(migration, confirm)
     if not reason.strip():
         raise MigrationRefused("give a reason: it goes into the audit log")
     size = migration.plan.get("estimates", {}).get("bytes") or 0
@@ -167,6 +174,7 @@ def check_start(actor: audit.Actor, migration: Migration, confirm: str, reason: 
     return StartCheck(migration, info.rows, info.bytes, needs_admin)
 
 
+@audited_action("partitions.migrate", long=True)
 def start_migration(
     actor: audit.Actor,
     migration: Migration,
@@ -205,6 +213,7 @@ def start_migration(
                 actor,
                 request_key=request_key,
                 ip_address=ip_address,
+                accepted_event=None,  # partitions.migrate, linked to the run below
             )
             Migration.objects.filter(pk=migration.pk).update(run=run)
         event.run = run
@@ -216,6 +225,7 @@ def start_migration(
 # --- after success -------------------------------------------------------------------
 
 
+@audited_action("partitions.rollback", long=True)
 def rollback_migration(
     actor: audit.Actor, migration: Migration, *, reason: str, ip_address: str | None = None
 ):
@@ -245,7 +255,11 @@ def rollback_migration(
             if not updated:
                 raise MigrationRefused("the migration changed meanwhile")
             run = runner.start(
-                "partition_rollback", {"migration_id": migration.pk}, actor, ip_address=ip_address
+                "partition_rollback",
+                {"migration_id": migration.pk},
+                actor,
+                ip_address=ip_address,
+                accepted_event=None,  # partitions.rollback, linked to the run below
             )
             Migration.objects.filter(pk=migration.pk).update(rollback_run=run)
         event.run = run
@@ -253,6 +267,7 @@ def rollback_migration(
     return run
 
 
+@audited_action("partitions.drop_original")
 def drop_original(
     actor: audit.Actor, migration: Migration, *, confirm: str, ip_address: str | None = None
 ) -> Migration:
@@ -268,8 +283,7 @@ def drop_original(
     ):
         if migration.state != MigrationState.SUCCEEDED or migration.result.get("original_dropped"):
             raise MigrationRefused("only the original of a succeeded migration can be dropped")
-        if confirm != migration.table:
-            raise MigrationRefused(f"type the table name exactly ({migration.table}) to confirm")
+        _require_table_name(migration, confirm)
         backend = backends.for_warehouse(migration.warehouse)
         try:
             backend.drop_original(migration.plan)

@@ -14,6 +14,7 @@ from . import services, warehouses
 from .backends.base import PlanRefused
 from .forms import ConfirmForm, DropOriginalForm, PlanForm, ReasonForm
 from .models import Migration
+from .retention import apply_retention, start_retention
 from .warehouses import WarehouseUnreachable
 
 
@@ -197,20 +198,13 @@ def drop_original(request, migration_id: int):
 def retention(request):
     if request.method == "POST":
         try:
-            run = runner.start(
-                "partition_retention",
-                {"dry_run": False},
-                request.user,
-                ip_address=audit.client_ip(request),
-            )
+            run = start_retention(request.user, ip_address=audit.client_ip(request))
         except runner.LaunchRefused as exc:
             messages.error(request, str(exc))
             return redirect("partitions:retention")
         return redirect("jobs:run_detail", run.pk)
-    from .retention import apply_retention
-
     try:
-        preview = apply_retention(request.user, dry_run=True, ip_address=audit.client_ip(request))
+        preview = apply_retention(request.user, dry_run=True)
         error = ""
     except Exception as exc:  # a warehouse down: say so on the page
         preview, error = {"tables": []}, f"{type(exc).__name__}: {exc}"

@@ -15,7 +15,11 @@ import redis
 from django.conf import settings
 from django.core import signing
 
+from jobs import runner
+from jobs.models import Run
 from opsconsole import audit
+from opsconsole.actions import audited_action
+from opsconsole.confirmation import confirmation_error
 
 from .. import conf, targets
 from ..client import Cache
@@ -151,11 +155,6 @@ class Preview:
     def needs_typed_confirmation(self) -> bool:
         return self.matches_everything or self.estimated_keys > conf.get("CACHE_CONFIRM_ABOVE")
 
-    @property
-    def confirmation_word(self) -> str:
-        """What the operator must type: the target's name for a match-all, else the pattern."""
-        return self.target if self.matches_everything else self.pattern
-
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "needs_typed_confirmation": self.needs_typed_confirmation}
 
@@ -225,14 +224,19 @@ def confirmation_errors(preview: Preview, confirm: str, is_admin: bool) -> list[
         errors = []
         if not is_admin:
             errors.append("Only an admin may invalidate a pattern that matches every key.")
-        if confirm != preview.target:
-            errors.append("This pattern matches every key: type the target's name to confirm.")
+        everything = "This pattern matches every key: type the target's name to confirm."
+        if error := confirmation_error(preview.target, confirm, everything):
+            errors.append(error)
         return errors
-    if preview.needs_typed_confirmation and confirm != preview.pattern:
-        return [
+    if preview.needs_typed_confirmation and (
+        error := confirmation_error(
+            preview.pattern,
+            confirm,
             f"This deletes about {preview.estimated_keys:,} keys: "
-            "type the pattern exactly to confirm."
-        ]
+            "type the pattern exactly to confirm.",
+        )
+    ):
+        return [error]
     return []
 
 
@@ -249,6 +253,7 @@ def approval_is_valid(approval: str, target: str, pattern: str) -> bool:
     return note == {"target": target, "pattern": pattern}
 
 
+@audited_action("job.start", long=True)
 def start_pattern_invalidation(
     target: str,
     pattern: str,
@@ -259,19 +264,33 @@ def start_pattern_invalidation(
     assume_yes: bool = False,
     request_key: str | None = None,
     ip_address: str | None = None,
-):
+    dry_run: bool = False,
+) -> Run | Preview:
     """Preview, enforce the typed confirmation, then start the deleting job (a Run).
 
-    `assume_yes` (the CLI's --yes) stands in for typing. Raises ConfirmationNeeded,
-    BadPattern, targets.UnknownTarget / TargetUnavailable, or runner.LaunchRefused."""
-    from jobs import runner
-    from jobs.models import Run
-
-    if request_key and (already := Run.objects.filter(request_key=request_key).first()):
+    With dry_run, the preview only (what the page shows before asking to type; reads,
+    so not audited). `assume_yes` (the CLI's --yes) stands in for typing. Raises
+    ConfirmationNeeded, BadPattern, targets.UnknownTarget / TargetUnavailable, or
+    runner.LaunchRefused. Undo: none, keys come back as the product reloads them."""
+    if (
+        not dry_run
+        and request_key
+        and (already := Run.objects.filter(request_key=request_key).first())
+    ):
         return already  # a double-submitted form: the run it started the first time
     targets.url(target)
     preview = preview_pattern(target, pattern)
+    if dry_run:
+        return preview
     if not assume_yes and (errors := confirmation_errors(preview, confirm, is_admin)):
+        # Refused before anything was launched: the denial is the whole audit record.
+        audit.denied(
+            actor,
+            "cache.invalidate_pattern",
+            f"{target}:{pattern}",
+            ip_address=ip_address,
+            reason=" ".join(errors),
+        )
         raise ConfirmationNeeded(errors, preview)
     params = {
         "target": target,
@@ -343,6 +362,7 @@ def scan_unlink_in_steps(
         cursor, matched, deleted = step(args=[cursor, pattern, count, batch])
 
 
+@audited_action("cache.invalidate_pattern")
 def invalidate_pattern(
     target: str,
     pattern: str,
@@ -396,6 +416,7 @@ def invalidate_pattern(
     return {k: v for k, v in figures.items() if k != "pattern"} | {"pattern": pattern}
 
 
+@audited_action("cache.invalidate_key")
 def invalidate_key(
     target: str, key: bytes | str, actor: audit.Actor, ip_address: str | None = None
 ) -> int:
@@ -414,6 +435,7 @@ def invalidate_key(
     return deleted
 
 
+@audited_action("cache.invalidate_tag")
 def invalidate_tag(target: str, tag: str, actor: audit.Actor, ip_address: str | None = None) -> int:
     """Delete every key the client stored with `tag`; returns how many existed.
     Undone by the product reloading them."""
@@ -431,6 +453,7 @@ def invalidate_tag(target: str, tag: str, actor: audit.Actor, ip_address: str | 
     return deleted
 
 
+@audited_action("cache.bump_namespace")
 def bump_namespace(
     target: str, namespace: str, actor: audit.Actor, ip_address: str | None = None
 ) -> dict[str, int]:
@@ -452,6 +475,7 @@ def bump_namespace(
     return {"old_version": old, "new_version": new}
 
 
+@audited_action("cache.restore_namespace")
 def restore_namespace_version(
     target: str, namespace: str, version: int, actor: audit.Actor, ip_address: str | None = None
 ) -> dict[str, int]:

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from opsconsole import audit
+from opsconsole.actions import audited_action
 
 from .. import targets
 
@@ -183,6 +184,7 @@ def hexdump(data: bytes) -> str:
 # --- changes ---------------------------------------------------------------------
 
 
+@audited_action("cache.delete_key")
 def delete_key(target: str, key: bytes, actor: audit.Actor, ip_address: str | None = None) -> int:
     """UNLINK one key (exactly this key: no pattern). Returns 1 if it existed, else 0.
     Not undoable from here: the owner's loader or a warmer writes it again."""
@@ -198,6 +200,7 @@ def delete_key(target: str, key: bytes, actor: audit.Actor, ip_address: str | No
     return deleted
 
 
+@audited_action("cache.set_ttl")
 def set_ttl(
     target: str,
     key: bytes,

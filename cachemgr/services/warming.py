@@ -8,9 +8,12 @@ from typing import Any
 
 from django.utils import timezone
 
+from jobs import runner
+from jobs.models import Run
 from opsconsole import audit
+from opsconsole.actions import audited_action
 
-from .. import registry, targets
+from .. import conf, registry, targets
 from ..client import Cache, hit_rate, read_counters
 
 BATCH = 500
@@ -29,8 +32,6 @@ def namespace_hit_rate(target: str, namespace: str, minutes: int = 60) -> float 
 def overview(target: str) -> list[dict[str, Any]]:
     """Each registered warmer with its last run on `target`, the namespace's hit rate over
     the last hour and since that run ended (up to an hour)."""
-    from jobs.models import Run
-
     rows = []
     for spec in sorted(registry.WARMERS.values(), key=lambda s: s.name):
         last = Run.objects.filter(
@@ -46,6 +47,7 @@ def overview(target: str) -> list[dict[str, Any]]:
     return rows
 
 
+@audited_action("cache.warm")
 def warm(
     target: str,
     name: str,
@@ -92,6 +94,7 @@ def _row(row) -> tuple[Any, Any, int | None]:
     return row[0], row[1], row[2]
 
 
+@audited_action("job.start", long=True)
 def start_warm(
     target: str,
     name: str,
@@ -103,8 +106,6 @@ def start_warm(
 ):
     """Start warmer `name` on `target` as a job (a Run). Raises UnknownTarget,
     UnknownWarmer or runner.LaunchRefused."""
-    from jobs import runner
-
     targets.url(target)
     registry.get(name)
     params = {"target": target, "warmer": name}
@@ -116,8 +117,6 @@ def start_warm(
 def start_startup_warmers() -> list:
     """Start one run per CACHE_WARM_ON_STARTUP entry ("target:warmer", or "warmer" for every
     target). Returns the runs started."""
-    from .. import conf
-
     runs = []
     for entry in conf.get("CACHE_WARM_ON_STARTUP"):
         target, _, name = entry.rpartition(":")

@@ -7,10 +7,11 @@ unfinished step and never repeats a finished one.
 
 from django.utils import timezone
 
+from jobs.models import Run
 from jobs.runner import PermanentError, RunContext
 from opsconsole import audit
 
-from . import Runbook, StepContext
+from .book import Runbook, StepContext
 
 
 def initial_steps(book: Runbook, previous: list[dict] | None) -> list[dict]:
@@ -105,8 +106,6 @@ def undo_runbook(book: Runbook, ctx: RunContext, params: dict) -> dict:
 
 
 def _previous_steps(params: dict) -> list[dict] | None:
-    from jobs.models import Run
-
     source = params.get("resume_from")
     if not source:
         return None

@@ -1,16 +1,21 @@
 """The runbooks that ship with the console. Each step calls an existing service."""
 
 import time
+from datetime import timedelta
 
 from django import forms
 from django.conf import settings
+from django.utils import timezone
 
 from cachemgr import registry as warmers
 from cachemgr.services import invalidation, warming
 from jobs import runner, sync
 from jobs.models import FINISHED_STATUSES, Run, RunStatus
+from opsconsole import audit, health
+from partitions import retention
 
-from . import Runbook, Step, StepFailed, register
+from .book import Runbook, Step, StepFailed
+from .registry import register
 
 CHECK_POLL_S = 2.0
 
@@ -149,10 +154,6 @@ class RetrySyncsForm(forms.Form):
 
 def failed_runs(job: str, hours: int):
     """Unsuccessful runs of `job` in the last `hours` that nobody has retried yet."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     since = timezone.now() - timedelta(hours=hours)
     return (
         Run.objects.filter(
@@ -309,16 +310,12 @@ register(
 
 
 def retention_preview_step(ctx):
-    from partitions import retention
-
     report = retention.apply_retention(ctx.actor, dry_run=True, run=ctx.run)
     statements = [st for table in report["tables"] for st in table.get("statements", [])]
     return {"statements": statements}
 
 
 def retention_apply_step(ctx):
-    from partitions import retention
-
     report = retention.apply_retention(ctx.actor, dry_run=False, run=ctx.run, log=ctx.progress)
     return {
         "tables": [
@@ -363,8 +360,6 @@ register(
 
 
 def readiness_step(ctx):
-    from opsconsole import health
-
     checks = health.readiness()
     failing = [f"{c.name} ({c.detail})" for c in checks if not c.ok]
     if failing:
@@ -373,8 +368,6 @@ def readiness_step(ctx):
 
 
 def audit_chain_step(ctx):
-    from opsconsole import audit
-
     checked, broken = audit.verify_chain()
     if broken is not None:
         raise StepFailed(

@@ -1,6 +1,5 @@
 import uuid
 
-from django import forms
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,21 +11,7 @@ from opsconsole.models import AuditEvent, RunbookRequest
 from opsconsole.roles import role_required
 
 from . import RUNBOOKS, get, services
-
-
-class ConfirmForm(forms.Form):
-    confirm = forms.CharField(label="Type the runbook's name to confirm", max_length=100)
-    reason = forms.CharField(max_length=300, help_text="Why now? Kept in the audit log.")
-    request_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
-
-    def __init__(self, *args, book=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.book = book
-
-    def clean_confirm(self):
-        if self.cleaned_data["confirm"].strip() != self.book.name:
-            raise forms.ValidationError(f"Type {self.book.name} exactly.")
-        return self.cleaned_data["confirm"]
+from .forms import ConfirmForm
 
 
 def _book_or_404(name: str):
@@ -60,7 +45,11 @@ def runbook_detail(request, name: str):
     preview = None
     if request.method == "POST" and (params_form is None or params_form.is_valid()):
         params = params_form.cleaned_data if params_form else {}
-        preview = book.preview(params)
+        try:
+            preview = services.launch(book, params, request.user, dry_run=True)
+        except services.RunbookRefused as exc:
+            messages.error(request, str(exc))
+            return redirect("runbooks:detail", book.name)
         if request.POST.get("action") == "launch":
             confirm_form = ConfirmForm(request.POST, book=book)
             if confirm_form.is_valid():
@@ -91,6 +80,7 @@ def _launch(request, book, params: dict, confirm_form):
             request.user,
             reason=confirm_form.cleaned_data["reason"],
             request_key=confirm_form.cleaned_data["request_key"],
+            confirm=confirm_form.cleaned_data["confirm"],
             ip_address=audit.client_ip(request),
         )
     except services.RunbookRefused as exc:

@@ -14,6 +14,8 @@ from django.conf import settings
 from jobs import runner
 from jobs.models import Run, RunStatus
 from opsconsole import audit
+from opsconsole.actions import audited_action
+from opsconsole.confirmation import require_typed
 from opsconsole.roles import has_role
 from partitions.warehouses.postgres import open_warehouse
 
@@ -40,6 +42,7 @@ def _actor(run: Run):
 # --- launching ---------------------------------------------------------------
 
 
+@audited_action("job.start", long=True)
 def start_apply(actor, params: dict, *, request_key=None, ip_address=None) -> Run:
     """Start the apply job; its parameters (with the typed confirmation) are checked
     by the job's form. The launch is audited as job.start by the runner."""
@@ -57,6 +60,7 @@ def applied_runs(limit: int = 50):
     return runs
 
 
+@audited_action("job.start", long=True)
 def start_rollback(actor, apply_run: Run, confirm: str, *, ip_address=None) -> Run:
     """Start DROP INDEX CONCURRENTLY of the index `apply_run` created (admin only, the
     index name typed as confirmation). Undone by applying the suggestion again."""
@@ -70,8 +74,9 @@ def start_rollback(actor, apply_run: Run, confirm: str, *, ip_address=None) -> R
         "confirm": confirm,
         "apply_run": apply_run.pk,
     }
-    if confirm.strip() != name:
-        raise ConfirmationMismatch(f"Type the index name {name!r} to drop it.")
+    require_typed(
+        name, confirm, f"Type the index name {name!r} to drop it.", error=ConfirmationMismatch
+    )
     return runner.start(ROLLBACK_JOB, params, actor, ip_address=ip_address)
 
 

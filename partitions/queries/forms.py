@@ -3,6 +3,7 @@
 from django import forms
 from django.conf import settings
 
+from opsconsole.confirmation import confirmation_error
 from partitions import warehouses
 
 from .slow import ORDERS
@@ -112,8 +113,11 @@ class ApplyIndexForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("name") and data.get("confirm", "").strip() != data["name"]:
-            self.add_error("confirm", f"Type the index name {data['name']!r} exactly to apply it.")
+        message = f"Type the index name {data.get('name')!r} exactly to apply it."
+        if data.get("name") and (
+            error := confirmation_error(data["name"], data.get("confirm"), message)
+        ):
+            self.add_error("confirm", error)
         return data
 
 
@@ -126,6 +130,9 @@ class RollbackIndexForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("name") and data.get("confirm", "").strip() != data["name"]:
-            self.add_error("confirm", f"Type the index name {data['name']!r} exactly to drop it.")
+        message = f"Type the index name {data.get('name')!r} exactly to drop it."
+        if data.get("name") and (
+            error := confirmation_error(data["name"], data.get("confirm"), message)
+        ):
+            self.add_error("confirm", error)
         return data

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from opsconsole import audit
+from opsconsole.actions import audited_action
+from opsconsole.confirmation import require_typed
 from partitions import warehouses
 from partitions.warehouses.postgres import open_warehouse, require_extension
 
@@ -132,11 +134,16 @@ def snapshot_all() -> dict[str, str]:
     return outcome
 
 
+@audited_action("queries.reset_stats")
 def reset_stats(actor, warehouse: str, confirm: str, ip_address: str | None = None) -> None:
     """pg_stat_statements_reset() on `warehouse`, audited as queries.reset_stats.
     Not undoable: the counters restart from zero (snapshots already taken are kept)."""
-    if confirm.strip() != warehouse:
-        raise ConfirmationMismatch(f"Type the warehouse name {warehouse!r} to reset its stats.")
+    require_typed(
+        warehouse,
+        confirm,
+        f"Type the warehouse name {warehouse!r} to reset its stats.",
+        error=ConfirmationMismatch,
+    )
     with (
         audit.record(actor, "queries.reset_stats", warehouse, ip_address=ip_address),
         open_warehouse(warehouse) as conn,

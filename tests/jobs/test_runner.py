@@ -199,6 +199,10 @@ def test_a_broker_outage_fails_the_launch_with_the_reason(transactional_db):
     run.refresh_from_db()
     assert run.status == "failed"
     assert run.error.startswith("Could not enqueue (is the broker up?)")
+    # Accepted, then ended: the audit log does not say the launch simply went well.
+    events = AuditEvent.objects.filter(run=run).order_by("id")
+    assert [(e.action, e.outcome) for e in events] == [("job.start", "ok"), ("job.end", "failed")]
+    assert events[1].params["status"] == "failed" and "Could not enqueue" in events[1].error
 
 
 def test_it_refuses_a_user_below_the_jobs_role(transactional_db, make_user):

@@ -19,7 +19,9 @@ from tests.jobs.conftest import wait_for
 
 
 def launch(name, params, user):
-    return services.launch(get(name), params, user, reason="test", request_key=uuid.uuid4().hex)
+    return services.launch(
+        get(name), params, user, reason="test", request_key=uuid.uuid4().hex, confirm=name
+    )
 
 
 def test_the_health_sweep_runs_every_check_and_audits_each_step(celery_worker, make_user):
@@ -121,7 +123,7 @@ def test_four_eyes_the_requester_cannot_approve_and_nobody_approves_twice(
         replace(get("health_sweep"), name="health_sweep_four_eyes", needs_approval=True)
     )
     requester, approver = make_user("operator"), make_user("operator")
-    request = services.launch(book, {}, requester, reason="quarterly check")
+    request = services.launch(book, {}, requester, reason="quarterly check", assume_yes=True)
     assert isinstance(request, RunbookRequest) and not Run.objects.exists()
     with pytest.raises(services.RunbookRefused, match="your own request"):
         services.decide(request, requester, approve=True)
@@ -163,7 +165,8 @@ def test_a_new_attempt_resumes_after_the_last_finished_step(transactional_db, ma
     run.refresh_from_db()
     assert run.result["steps"][0]["output"] == {"from": "before"}  # not run again
     assert run.result["steps"][1]["status"] == "succeeded"
-    assert [e.target for e in AuditEvent.objects.filter(run=run)] == ["health_sweep: Audit chain"]
+    steps = AuditEvent.objects.filter(run=run, action="runbook.step")
+    assert [e.target for e in steps] == ["health_sweep: Audit chain"]
 
 
 def test_an_interrupted_step_that_is_not_idempotent_is_never_repeated(transactional_db, make_user):

@@ -2,33 +2,30 @@
 
     manage.py cache stats [--target main] [--json]
     manage.py cache keys 'user_profile:*' [--cursor N] [--json]
-    manage.py cache invalidate --pattern 'user_profile:v1:*' [--yes] [--no-wait] [--json]
+    manage.py cache invalidate --pattern 'user_profile:v1:*' [--yes] [--no-wait] [--timeout S]
     manage.py cache invalidate --key K | --tag T | --namespace NS [--yes]
-    manage.py cache warm user_profile [--limit 100] [--no-wait] [--json]
+    manage.py cache warm user_profile [--limit 100] [--no-wait] [--timeout S] [--json]
 
 `--yes` stands in for the typed confirmation the pages ask for.
 """
 
-import getpass
 import json
-import time
-
-from django.core.management.base import BaseCommand, CommandError
 
 from jobs import runner
 from jobs.models import Run
+from opsconsole.commands import (
+    ConsoleCommand,
+    add_json_argument,
+    add_wait_arguments,
+    bad_input,
+    failed,
+)
 
 from ... import registry, targets
 from ...services import invalidation, keys, stats, warming
 
-QUEUED_HINT_S = 30
 
-
-def _dumps(value) -> str:
-    return json.dumps(value, indent=2, default=str)
-
-
-class Command(BaseCommand):
+class Command(ConsoleCommand):
     help = "Cache targets: stats, keys, invalidate, warm (see --help of each)."
 
     def add_arguments(self, parser):
@@ -36,7 +33,7 @@ class Command(BaseCommand):
 
         def common(p):
             p.add_argument("--target", default=None, help="cache target (default: the first)")
-            p.add_argument("--json", action="store_true")
+            add_json_argument(p)
             return p
 
         common(sub.add_parser("stats", help="INFO figures, namespaces, slow log"))
@@ -51,26 +48,26 @@ class Command(BaseCommand):
         what.add_argument("--tag")
         what.add_argument("--namespace")
         inv.add_argument("--yes", action="store_true", help="confirm without typing")
-        inv.add_argument("--no-wait", action="store_true", help="print the run id and return")
+        add_wait_arguments(inv, wait_by_default=True)
         warm = common(sub.add_parser("warm", help="run a registered warmer"))
         warm.add_argument("warmer", nargs="?", help="omit to list the warmers")
         warm.add_argument("--limit", type=int, default=None)
-        warm.add_argument("--no-wait", action="store_true")
+        add_wait_arguments(warm, wait_by_default=True)
 
     def handle(self, *args, action, **options):
-        self.as_json = options["json"]
-        self.actor = f"cli:{getpass.getuser()}"
         target = options["target"] or targets.default()
         try:
             targets.url(target)
             getattr(self, f"do_{action}")(target, options)
-        except (targets.UnknownTarget, targets.TargetUnavailable) as exc:
-            raise CommandError(str(exc)) from None
-        except (invalidation.BadPattern, registry.UnknownWarmer, runner.LaunchRefused) as exc:
-            raise CommandError(str(exc)) from None
-
-    def emit(self, value, text: str) -> None:
-        self.stdout.write(_dumps(value) if self.as_json else text)
+        except targets.TargetUnavailable as exc:
+            raise failed(str(exc)) from None
+        except (
+            targets.UnknownTarget,
+            invalidation.BadPattern,
+            registry.UnknownWarmer,
+            runner.LaunchRefused,
+        ) as exc:
+            raise bad_input(str(exc)) from None
 
     # --- reading -----------------------------------------------------------------
 
@@ -114,7 +111,7 @@ class Command(BaseCommand):
             return self.emit({"deleted": deleted}, f"{deleted:,} tagged keys deleted.")
         if options["namespace"] is not None:
             if not options["yes"]:
-                raise CommandError("A namespace bump needs --yes (the page asks to type it).")
+                raise bad_input("A namespace bump needs --yes (the page asks to type it).")
             versions = invalidation.bump_namespace(target, options["namespace"], self.actor)
             return self.emit(
                 versions,
@@ -130,14 +127,14 @@ class Command(BaseCommand):
         except invalidation.ConfirmationNeeded as exc:
             preview = exc.preview
             if self.as_json:
-                self.stdout.write(_dumps({"preview": preview.as_dict(), "started": False}))
+                self.emit({"preview": preview.as_dict(), "started": False})
             else:
                 self.stdout.write(
                     f"≈ {preview.estimated_keys:,} keys (≈ {preview.estimated_bytes:,} B) match;"
                     f" first: {', '.join(preview.first_matches[:5])}"
                 )
-            raise CommandError("This needs confirmation: re-run with --yes.") from None
-        self.follow(run, options["no_wait"])
+            raise bad_input("This needs confirmation: re-run with --yes.") from None
+        self.report(self.follow(run, options, progress=True), options)
 
     def do_warm(self, target: str, options) -> None:
         if not options["warmer"]:
@@ -150,26 +147,10 @@ class Command(BaseCommand):
             )
             return self.emit(rows, text)
         run = warming.start_warm(target, options["warmer"], self.actor, limit=options["limit"])
-        self.follow(run, options["no_wait"])
+        self.report(self.follow(run, options, progress=True), options)
 
-    def follow(self, run: Run, no_wait: bool) -> None:
-        """Print the run's progress until it ends (unless --no-wait); exit 1 if it failed."""
-        if not no_wait:
-            started = time.monotonic()
-            hinted = False
-            while run.is_active:
-                time.sleep(0.5)
-                run.refresh_from_db()
-                if not self.as_json:
-                    self.stderr.write(
-                        f"\r#{run.pk} {run.status}: {run.progress_message}", ending=""
-                    )
-                waited = time.monotonic() - started
-                if not hinted and run.status == "queued" and waited > QUEUED_HINT_S:
-                    self.stderr.write("\nStill queued: is a Celery worker running?")
-                    hinted = True
-            if not self.as_json:
-                self.stderr.write("")
+    def report(self, run: Run, options) -> None:
+        """Print the run; exit 1 if it ended unsuccessfully."""
         summary = {
             "run_id": run.pk,
             "status": run.status,
@@ -182,8 +163,8 @@ class Command(BaseCommand):
         if run.error:
             text += f"\n{run.error}"
         self.emit(summary, text)
-        if run.status not in ("succeeded", "queued", "running"):
-            raise CommandError(f"Run #{run.pk} ended {run.status}.")
+        if not run.is_active and run.status != "succeeded":
+            raise failed(f"Run #{run.pk} ended {run.status}.")
 
 
 def _pct(rate) -> str:

@@ -1,41 +1,18 @@
 """`manage.py jobs …`: the command-line twin of the Jobs pages."""
 
-import json
-import time
-
-from django.core.management.base import BaseCommand, CommandError
-
 from jobs import registry, runner
+from jobs.history import filtered_runs, run_as_dict
 from jobs.models import Run
 from jobs.stats import job_stats
-from jobs.views import filtered_runs
+from opsconsole.commands import (
+    ConsoleCommand,
+    add_json_argument,
+    add_wait_arguments,
+    bad_input,
+)
 
 
-def run_as_dict(run: Run) -> dict:
-    return {
-        "id": run.pk,
-        "name": run.name,
-        "kind": run.kind,
-        "status": run.status,
-        "attempt": run.attempt,
-        "max_attempts": run.max_attempts,
-        "params": run.params,
-        "progress": {
-            "done": run.progress_done,
-            "total": run.progress_total,
-            "message": run.progress_message,
-        },
-        "result": run.result,
-        "error": run.error,
-        "actor": run.actor_name,
-        "created_at": run.created_at.isoformat(),
-        "started_at": run.started_at.isoformat() if run.started_at else None,
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "duration_ms": run.duration_ms,
-    }
-
-
-class Command(BaseCommand):
+class Command(ConsoleCommand):
     help = "Jobs: list, run, history, stats, cancel, retry."
 
     def add_arguments(self, parser):
@@ -44,7 +21,7 @@ class Command(BaseCommand):
         run = sub.add_parser("run", help="launch a job")
         run.add_argument("name")
         run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
-        run.add_argument("--wait", action="store_true", help="wait until the run ends")
+        add_wait_arguments(run)
         history = sub.add_parser("history", help="newest runs first")
         history.add_argument("--job")
         history.add_argument("--status")
@@ -55,15 +32,14 @@ class Command(BaseCommand):
         for verb in ("cancel", "retry", "show"):
             sub.add_parser(verb, help=f"{verb} a run").add_argument("run_id", type=int)
         for p in sub.choices.values():
-            p.add_argument("--json", action="store_true")
+            add_json_argument(p)
 
     def handle(self, *args, action, **options):
-        self.as_json = options["json"]
-        actor = f"cli:{_os_user()}"
+        actor = self.actor
         if action == "list":
             return self.emit([_spec_dict(s) for s in registry.JOBS.values()])
         if action == "run":
-            return self.launch(options["name"], options["param"], options["wait"], actor)
+            return self.launch(options["name"], options["param"], options, actor)
         if action == "history":
             data = {k: options[k] for k in ("status", "actor") if options[k]}
             if options["job"]:
@@ -72,50 +48,42 @@ class Command(BaseCommand):
             return self.emit([run_as_dict(r) for r in runs])
         if action == "stats":
             if options["name"] not in registry.JOBS:
-                raise CommandError(f"Unknown job {options['name']!r}.")
+                raise bad_input(f"Unknown job {options['name']!r}.")
             return self.emit(job_stats(options["name"]).as_dict())
         run = Run.objects.filter(pk=options["run_id"]).first()
         if run is None:
-            raise CommandError(f"No run #{options['run_id']}.")
+            raise bad_input(f"No run #{options['run_id']}.")
         try:
             if action == "cancel":
                 run = runner.cancel(run, actor)
             elif action == "retry":
                 run = runner.retry(run, actor)
         except runner.LaunchRefused as exc:
-            raise CommandError(str(exc)) from None
+            raise bad_input(str(exc)) from None
         return self.emit(run_as_dict(run))
 
-    def launch(self, name: str, pairs: list[str], wait: bool, actor: str):
+    def launch(self, name: str, pairs: list[str], options: dict, actor: str):
         spec = registry.JOBS.get(name)
         if spec and not spec.launchable:
-            raise CommandError(f"{name} is a {spec.kind}: use its own command, which previews it.")
+            raise bad_input(f"{name} is a {spec.kind}: use its own command, which previews it.")
         params = {}
         for pair in pairs:
             key, sep, value = pair.partition("=")
             if not sep:
-                raise CommandError(f"--param takes KEY=VALUE, not {pair!r}")
+                raise bad_input(f"--param takes KEY=VALUE, not {pair!r}")
             params[key] = value
         try:
             run = runner.start(name, params, actor)
         except (registry.UnknownJob, runner.LaunchRefused) as exc:
-            raise CommandError(str(exc)) from None
-        while wait and run.is_active:
-            time.sleep(0.5)
-            run.refresh_from_db()
+            raise bad_input(str(exc)) from None
+        run = self.follow(run, options)
         self.emit(run_as_dict(run))
-        if wait and run.status != "succeeded":
-            raise SystemExit(1)
+        self.check_ended_well(run, options)
 
-    def emit(self, data):
-        if self.as_json:
-            self.stdout.write(json.dumps(data, indent=2, default=str))
-        elif isinstance(data, list):
-            for row in data:
-                self.stdout.write(_line(row))
-        else:
-            for key, value in data.items():
-                self.stdout.write(f"{key:>14}: {value}")
+    def emit(self, data, text=None):
+        if isinstance(data, list) and text is None:
+            text = "\n".join(_line(row) for row in data)
+        super().emit(data, text)
 
 
 def _line(row: dict) -> str:
@@ -139,12 +107,3 @@ def _spec_dict(spec: registry.JobSpec) -> dict:
         "exclusive": spec.exclusive,
         "params": list(spec.form.base_fields) if spec.form else [],
     }
-
-
-def _os_user() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"

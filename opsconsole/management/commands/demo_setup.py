@@ -1,13 +1,12 @@
+import getpass
 import importlib
 import json
 import os
-import secrets
 
 from django.apps import apps
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from opsconsole.roles import set_role
+from opsconsole import users
 
 
 class Command(BaseCommand):
@@ -18,7 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, username, **options):
-        summary = {"admin": self.ensure_admin(username)}
+        actor = f"cli:{getpass.getuser()}"
+        password = os.environ.get("DEMO_PASSWORD")
+        summary = {"admin": users.reset_demo_admin(actor, username, password)}
         # Each app may ship a `demo` module with `seed() -> dict` (what it created).
         for module in discover_demo_modules():
             summary[module.__name__] = module.seed()
@@ -37,21 +38,6 @@ class Command(BaseCommand):
         for name, result in summary.items():
             if name != "admin":
                 self.stdout.write(f"{name}: {_dumps(result)}")
-
-    def ensure_admin(self, username: str) -> dict:
-        users = get_user_model()
-        password = os.environ.get("DEMO_PASSWORD")
-        user = users.objects.filter(username=username).first()
-        if user and not password:
-            return {"username": username, "password": None}
-        password = password or secrets.token_urlsafe(12)
-        if user is None:
-            user = users.objects.create_superuser(username, f"{username}@localhost", password)
-        else:
-            user.set_password(password)
-            user.save()
-        set_role(user, "admin")
-        return {"username": username, "password": password}
 
 
 def discover_demo_modules() -> list:

@@ -2,29 +2,27 @@
 
 manage.py partitions list [--warehouse main] [--json]
 manage.py partitions plan SCHEMA TABLE --column created_at --granularity month [--json]
-manage.py partitions migrate MIGRATION_ID --yes --reason "why" [--wait]
+manage.py partitions migrate MIGRATION_ID --yes --reason "why" [--wait [--timeout S]]
 manage.py partitions status [MIGRATION_ID] [--json]
-manage.py partitions rollback MIGRATION_ID --yes --reason "why" [--wait]
+manage.py partitions rollback MIGRATION_ID --yes --reason "why" [--wait [--timeout S]]
 """
 
-import getpass
-import json
-import time
 from dataclasses import asdict
 
-from django.core.management.base import BaseCommand, CommandError
-
 from jobs.models import Run
+from opsconsole.commands import (
+    ConsoleCommand,
+    add_json_argument,
+    add_wait_arguments,
+    bad_input,
+    failed,
+)
 from partitions import services, warehouses
 from partitions.backends.base import PlanRefused
 from partitions.models import Migration
 
 
-def actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-class Command(BaseCommand):
+class Command(ConsoleCommand):
     help = "List tables, plan, run, watch and roll back partition migrations."
 
     def add_arguments(self, parser):
@@ -48,23 +46,19 @@ class Command(BaseCommand):
                 "--yes", action="store_true", help="confirm (instead of typing the name)"
             )
             p.add_argument("--reason", default="")
-            p.add_argument("--wait", action="store_true", help="wait for the run to end")
+            add_wait_arguments(p)
         status = sub.add_parser("status", help="migrations and their steps")
         status.add_argument("migration_id", type=int, nargs="?")
         for p in (listing, plan, migrate, rollback, status):
             p.add_argument("--warehouse", default=None)
-            p.add_argument("--json", action="store_true")
+            add_json_argument(p)
 
     def handle(self, *args, **opts):
-        self.as_json = opts["json"]
         warehouse = opts["warehouse"] or (warehouses.names() or ["main"])[0]
         try:
             getattr(self, f"do_{opts['action']}")(warehouse, opts)
         except (services.MigrationRefused, PlanRefused, warehouses.UnknownWarehouse) as exc:
-            raise CommandError(str(exc)) from None
-
-    def emit(self, data, text: str) -> None:
-        self.stdout.write(json.dumps(data, indent=2, default=str) if self.as_json else text)
+            raise bad_input(str(exc)) from None
 
     def do_list(self, warehouse: str, opts) -> None:
         tables = services.inventory(warehouse)
@@ -90,7 +84,7 @@ class Command(BaseCommand):
             "throttle_ms": opts["throttle_ms"],
         }
         migration = services.plan_migration(
-            actor(),
+            self.actor,
             warehouse,
             opts["schema"],
             opts["table"],
@@ -110,12 +104,12 @@ class Command(BaseCommand):
         try:
             return Migration.objects.get(pk=migration_id)
         except Migration.DoesNotExist:
-            raise CommandError(f"no migration #{migration_id}") from None
+            raise bad_input(f"no migration #{migration_id}") from None
 
     def do_migrate(self, warehouse: str, opts) -> None:
         migration = self._migration(opts["migration_id"])
         check = services.start_migration(
-            actor(),
+            self.actor,
             migration,
             confirm=migration.table,
             reason=opts["reason"],
@@ -133,23 +127,18 @@ class Command(BaseCommand):
     def do_rollback(self, warehouse: str, opts) -> None:
         migration = self._migration(opts["migration_id"])
         if not opts["yes"]:
-            raise CommandError("rolling back needs --yes and --reason")
-        run = services.rollback_migration(actor(), migration, reason=opts["reason"])
+            raise bad_input("rolling back needs --yes and --reason")
+        run = services.rollback_migration(self.actor, migration, reason=opts["reason"])
         self.finish(run, opts)
 
     def finish(self, run: Run, opts) -> None:
-        if opts["wait"]:
-            while True:
-                run.refresh_from_db()
-                if not run.is_active:
-                    break
-                time.sleep(0.5)
+        run = self.follow(run, opts)
         self.emit(
             {"run_id": run.pk, "status": run.status, "error": run.error},
             f"run #{run.pk}: {run.status} {run.error}".rstrip(),
         )
         if opts["wait"] and run.status != "succeeded":
-            raise CommandError(f"run #{run.pk} ended {run.status}: {run.error}")
+            raise failed(f"run #{run.pk} ended {run.status}: {run.error}")
 
     def do_status(self, warehouse: str, opts) -> None:
         migrations = (

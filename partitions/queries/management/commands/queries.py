@@ -1,17 +1,20 @@
 """manage.py queries slow|explain|indexes|apply: the CLI twin of the Queries pages."""
 
-import getpass
 import json
-import time
-
-from django.core.management.base import BaseCommand, CommandError
 
 from jobs import runner
-from jobs.models import Run
+from opsconsole.commands import (
+    ConsoleCommand,
+    add_json_argument,
+    add_wait_arguments,
+    bad_input,
+    failed,
+)
 from partitions import warehouses
 from partitions.warehouses import WarehouseError
 
 from ... import advisor, apply, health, slow
+from ...errors import ConfirmationMismatch
 from ...explain import explain_statement
 
 
@@ -19,7 +22,7 @@ def _json(data) -> str:
     return json.dumps(data, indent=2, default=str)
 
 
-class Command(BaseCommand):
+class Command(ConsoleCommand):
     help = "Slow statements, EXPLAIN, index suggestions and applying one, per warehouse."
 
     def add_arguments(self, parser):
@@ -27,7 +30,7 @@ class Command(BaseCommand):
 
         def common(p):
             p.add_argument("--warehouse", default=warehouses.default_postgres())
-            p.add_argument("--json", action="store_true")
+            add_json_argument(p)
 
         p = sub.add_parser("slow", help="pg_stat_statements above the threshold")
         common(p)
@@ -55,15 +58,17 @@ class Command(BaseCommand):
         p.add_argument("--columns", required=True, help="comma-separated, in index order")
         p.add_argument("--name")
         p.add_argument("--confirm", required=True, help="the index name, typed again")
-        p.add_argument("--wait", action="store_true", help="wait for the run to end")
+        add_wait_arguments(p)
 
     def handle(self, *args, **opts):
         if not opts["warehouse"]:
-            raise CommandError("No PostgreSQL warehouse is configured (WAREHOUSES).")
+            raise bad_input("No PostgreSQL warehouse is configured (WAREHOUSES).")
         try:
             getattr(self, f"do_{opts['action']}")(opts)
+        except ConfirmationMismatch as exc:
+            raise bad_input(str(exc)) from None
         except WarehouseError as exc:
-            raise CommandError(str(exc)) from None
+            raise failed(str(exc)) from None
 
     def do_slow(self, opts):
         rows = slow.slow_statements(
@@ -88,7 +93,7 @@ class Command(BaseCommand):
         if opts["queryid"] is not None:
             statement = slow.statement_text(opts["warehouse"], opts["queryid"]) or ""
         if not statement:
-            raise CommandError("Give a statement or --queryid of a listed statement.")
+            raise bad_input("Give a statement or --queryid of a listed statement.")
         result = explain_statement(
             opts["warehouse"], statement, analyze=opts["analyze"], values=opts["values"]
         )
@@ -151,17 +156,14 @@ class Command(BaseCommand):
             "confirm": opts["confirm"],
         }
         try:
-            run = apply.start_apply(f"cli:{getpass.getuser()}", params)
+            run = apply.start_apply(self.actor, params)
         except runner.LaunchRefused as exc:
-            raise CommandError(str(exc)) from None
-        if opts["wait"]:
-            while run.is_active:
-                time.sleep(0.5)
-                run = Run.objects.get(pk=run.pk)
+            raise bad_input(str(exc)) from None
+        run = self.follow(run, opts)
         data = {"run": run.pk, "status": run.status, "result": run.result, "error": run.error}
         if opts["json"]:
             self.stdout.write(_json(data))
         else:
             self.stdout.write(f"run #{run.pk} {run.status} {run.error or run.result or ''}")
-        if run.status not in ("queued", "running", "succeeded"):
-            raise CommandError(f"run #{run.pk} {run.status}: {run.error}")
+        if not run.is_active and run.status != "succeeded":
+            raise failed(f"run #{run.pk} {run.status}: {run.error}")
