@@ -14,6 +14,7 @@ demo: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	@echo "== pytest, console database: SQLite =="
 	env -u DATABASE_URL $(VENV)/bin/pytest -q
 	@echo "== pytest, console database: PostgreSQL =="
