@@ -21,7 +21,7 @@ def bq(source, bq_dataset, settings, warehouse_db):
     settings.WAREHOUSES = {
         "main": warehouse_db,
         "bq": f"bigquery://{bq_dataset.project}/{bq_dataset.dataset}"
-        f"?endpoint={bq_dataset.endpoint}",
+        f"?endpoint={bq_dataset.warehouse.endpoint}",
     }
     return bq_dataset
 
