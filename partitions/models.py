@@ -1,7 +1,7 @@
 """A partition migration and its steps. Each step's status and checkpoint are
 committed rows, so a migration survives a worker's death and resumes where it
 stopped; the copy's own per-batch checkpoints live in the warehouse, committed
-in the same transaction as each batch (see backends/postgres_run.py)."""
+in the same transaction as each batch (see backends/postgres/run.py)."""
 
 import hashlib
 import json

@@ -9,6 +9,7 @@ Two shapes:
 Failures become the console's own errors (errors.py) with a readable reason.
 """
 
+import atexit
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,7 +108,9 @@ def _pooled(name: str, url: str) -> Iterator[psycopg.Connection]:
     except PoolTimeout:
         # The pool only says it waited; a direct attempt says why.
         connect(url, purpose="queries").close()
-        raise WarehouseUnreachable(f"Warehouse {name!r} gave no connection in time.") from None
+        raise WarehouseUnreachable(
+            f"all {POOL_MAX_SIZE} pooled connections stayed busy for {CONNECT_TIMEOUT_S} s"
+        ) from None
 
 
 def _pool(url: str) -> ConnectionPool:
@@ -157,6 +160,7 @@ def _on_setting_changed(setting: str, **kwargs) -> None:
 
 
 setting_changed.connect(_on_setting_changed)
+atexit.register(close_pools)
 
 
 @contextmanager

@@ -46,6 +46,10 @@ class BigQueryBackend(Backend):
         self._client: bigquery.Client | None = None
 
     @property
+    def endpoint(self) -> str | None:
+        return self.warehouse.endpoint
+
+    @property
     def client(self) -> bigquery.Client:
         if self._client is None:
             self._client = connections.client(self.warehouse)
