@@ -6,6 +6,7 @@ SECRET_KEY and ALLOWED_HOSTS are set, and passes `manage.py check --deploy`.
 """
 
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -162,8 +163,25 @@ def _named_urls(name: str, default: str) -> dict[str, str]:
     return targets
 
 
+def _take_query_parameter(urls: dict[str, str], name: str) -> dict[str, str]:
+    """Remove `name` from each URL's query string (libpq refuses unknown ones);
+    return {label: value} for the URLs that had it."""
+    taken = {}
+    for label, url in urls.items():
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        kept = [(k, v) for k, v in query if k != name]
+        if len(kept) != len(query):
+            taken[label] = dict(query)[name]
+            urls[label] = urlunsplit(parts._replace(query=urlencode(kept)))
+    return taken
+
+
 CACHE_TARGETS = _named_urls("CACHE_TARGETS", "main=redis://127.0.0.1:6379/1")
 WAREHOUSES = _named_urls("WAREHOUSES", "main=postgres://postgres@127.0.0.1:5432/opsconsole_demo")
+# `?explain_role=ops_explain` on a PostgreSQL warehouse URL: EXPLAIN ANALYZE runs
+# under SET LOCAL ROLE ops_explain (a role with SELECT only; see the README).
+WAREHOUSE_EXPLAIN_ROLES = _take_query_parameter(WAREHOUSES, "explain_role")
 # Prefix for the console's own keys in the broker's Redis (locks, markers).
 KEY_PREFIX = env("KEY_PREFIX", default="opsconsole:")
 # Warmers (by name) that every worker runs once when it starts.

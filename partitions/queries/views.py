@@ -141,6 +141,8 @@ def explain(request):
                         form.cleaned_data["statement"],
                         analyze=analyze,
                         values=form.sample_values(),
+                        actor=request.user,
+                        ip_address=audit.client_ip(request),
                     )
                 except QueriesError as exc:
                     error = str(exc)

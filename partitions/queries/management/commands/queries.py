@@ -89,7 +89,11 @@ class Command(BaseCommand):
         if not statement:
             raise CommandError("Give a statement or --queryid of a listed statement.")
         result = explain_statement(
-            opts["warehouse"], statement, analyze=opts["analyze"], values=opts["values"]
+            opts["warehouse"],
+            statement,
+            analyze=opts["analyze"],
+            values=opts["values"],
+            actor=f"cli:{getpass.getuser()}",
         )
         if opts["json"]:
             data = {
