@@ -32,6 +32,17 @@ SECRET_KEY = required_in_production("SECRET_KEY", "local-dev-only-not-secret")
 ALLOWED_HOSTS = required_in_production(
     "ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"], cast=list
 )
+# The audit log's HMAC key: from the environment only, never stored in the database.
+# Rotation: give the new key a new AUDIT_KEY_ID and keep the old one in AUDIT_KEYS
+# ("id=key,id=key") so that `audit verify` can still check the events it signed.
+AUDIT_KEY = required_in_production("AUDIT_KEY", "local-dev-audit-key-not-secret")
+if not DEBUG and len(AUDIT_KEY) < 32:
+    raise ImproperlyConfigured("AUDIT_KEY must be at least 32 characters.")
+AUDIT_KEY_ID = env("AUDIT_KEY_ID", default="1")
+AUDIT_KEYS = {
+    key_id: key
+    for key_id, _, key in (item.partition("=") for item in env.list("AUDIT_KEYS", default=[]))
+}
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
