@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "csp",
     "django_celery_beat",
     "axes",
     "opsconsole",
@@ -74,6 +76,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "opsconsole.middleware.SecurityHeadersMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -146,6 +150,24 @@ STORAGES = {
     },
 }
 
+# Content-Security-Policy (django-csp 4): scripts only from our own static files
+# (htmx is vendored), so no inline script or handler runs; inline style attributes
+# stay allowed for progress bars and plan indentation.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+SECURE_REFERRER_POLICY = "same-origin"
+
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 # Production hardening; `check --deploy` is clean with DEBUG=false.
@@ -200,10 +222,12 @@ CACHE_WARM_ON_STARTUP = env.list("CACHE_WARM_ON_STARTUP", default=[])
 # Partition migrations of tables larger than this need an admin.
 PARTITIONS_ADMIN_ABOVE_BYTES = env.int("PARTITIONS_ADMIN_ABOVE_BYTES", default=1 << 30)
 SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)
-# /metrics: with a token, scrapers send "Authorization: Bearer <token>"; without one,
-# only these addresses may scrape.
+# /metrics: with a token, scrapers send "Authorization: Bearer <token>". Without one,
+# only these peer addresses may scrape, and only when no proxy is in front (a request
+# with X-Forwarded-For & co. needs the token): behind a reverse proxy on the same host
+# every client would otherwise look like 127.0.0.1. Production lists none by default.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
-METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"] if DEBUG else [])
 READYZ_REQUIRE_WORKER = env.bool("READYZ_REQUIRE_WORKER", default=True)
 
 # --- Celery -------------------------------------------------------------------
