@@ -191,7 +191,15 @@ def _explain(
     )
 
 
-def _plan(conn, warehouse, statement, shape, *, analyze, values) -> dict:
+def _plan(
+    conn: psycopg.Connection,
+    warehouse: str,
+    statement: str,
+    shape: parsing.Shape,
+    *,
+    analyze: bool,
+    values: Sequence[str] | None,
+) -> dict:
     """The JSON plan, inside a rolled-back read-only transaction under limits."""
     try:
         with pg.rolled_back(conn, timeout_ms=timeout_ms(), read_only=True):
@@ -222,7 +230,7 @@ def _plan(conn, warehouse, statement, shape, *, analyze, values) -> dict:
         raise NotExplainable(f"PostgreSQL refused to explain it: {message}") from None
 
 
-def _refuse_unsafe_calls(conn, statement: str) -> None:
+def _refuse_unsafe_calls(conn: psycopg.Connection, statement: str) -> None:
     try:
         explain_guard.check_calls(conn, parsing.parse_one(statement))
     except explain_guard.UnsafeToRun as exc:
