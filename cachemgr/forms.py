@@ -47,7 +47,18 @@ class KeyField(forms.CharField):
 class KeySearchForm(forms.Form):
     target = TargetField(required=False)
     pattern = forms.CharField(required=False, max_length=invalidation.MAX_PATTERN)
-    cursor = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    # Redis cursors are unsigned 64-bit: a larger value would make SCAN fail.
+    cursor = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**64 - 1,
+        widget=forms.HiddenInput,
+        error_messages={
+            "invalid": "That SCAN cursor is not a number; start again from the first page.",
+            "min_value": "That SCAN cursor is not one Redis gives out; start from the first page.",
+            "max_value": "That SCAN cursor is not one Redis gives out; start from the first page.",
+        },
+    )
 
     def clean_pattern(self):
         pattern = self.cleaned_data["pattern"] or "*"

@@ -21,19 +21,35 @@ class Check:
     ok: bool
     latency_ms: float
     detail: str = ""
+    warning: str = ""  # answers, but something an operator should fix
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def timed(name: str, probe: Callable[[], str | None]) -> Check:
+@dataclass
+class Answer:
+    """What a probe that answered says: its detail, and a warning if any."""
+
+    detail: str
+    warning: str = ""
+
+
+def timed(name: str, probe: Callable[[], "str | Answer | None"]) -> Check:
     started = time.perf_counter()
     try:
-        detail = probe() or ""
-        ok = True
+        result = probe() or ""
+        answer, ok = result if isinstance(result, Answer) else Answer(result), True
     except Exception as exc:  # a failed check is data, not an error
-        detail, ok = f"{type(exc).__name__}: {exc}", False
-    return Check(name, ok, round((time.perf_counter() - started) * 1000, 1), detail)
+        answer, ok = Answer(f"{type(exc).__name__}: {exc}"), False
+    elapsed = round((time.perf_counter() - started) * 1000, 1)
+    return Check(name, ok, elapsed, answer.detail, answer.warning)
+
+
+SUPERUSER_WARNING = (
+    "the console logs in to this warehouse as a superuser: give it a least-privilege "
+    "login (pg_monitor, pg_read_all_stats; see the README)"
+)
 
 
 def ping_redis(url: str) -> str:
@@ -60,9 +76,10 @@ def ping_workers() -> str:
     return ", ".join(sorted(name for reply in replies for name in reply))
 
 
-def ping_warehouse(url: str) -> str:
+def ping_warehouse(url: str) -> Answer:
     """The warehouse layer's ping (PostgreSQL within 1 s, BigQuery within 5 s)."""
-    return warehouses.ping(url)
+    found = warehouses.ping(url)
+    return Answer(found.detail, SUPERUSER_WARNING if found.superuser else "")
 
 
 def readiness(include_workers: bool = True) -> list[Check]:

@@ -1,6 +1,9 @@
-"""The audit log: append-only and hash-chained, so tampering is detectable."""
+"""The audit log: append-only and chained by keyed hashes (HMAC-SHA256 with a key
+that lives in the environment, never in this database), so that tampering is
+detectable even by someone who can write to the database."""
 
 import hashlib
+import hmac
 import json
 
 from django.conf import settings
@@ -40,6 +43,9 @@ class AuditEvent(models.Model):
     run = models.ForeignKey("jobs.Run", null=True, blank=True, on_delete=models.PROTECT)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # Which AUDIT_KEY signed it; "" marks the legacy prefix written before keyed
+    # hashes (plain SHA-256), accepted only up to the head's legacy_until.
+    key_id = models.CharField(max_length=16, blank=True, default="")
 
     objects = AuditQuerySet.as_manager()
 
@@ -59,35 +65,52 @@ class AuditEvent(models.Model):
 
     def canonical_content(self) -> str:
         """The fields the hash covers, as one stable JSON text."""
-        return json.dumps(
-            {
-                "created_at": self.created_at.isoformat(),
-                "actor_id": self.actor_id,
-                "actor_name": self.actor_name,
-                "action": self.action,
-                "target": self.target,
-                "params": self.params,
-                "outcome": self.outcome,
-                "error": self.error,
-                "ip_address": self.ip_address,
-                "run_id": self.run_id,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-            default=str,
-        )
+        content = {
+            "created_at": self.created_at.isoformat(),
+            "actor_id": self.actor_id,
+            "actor_name": self.actor_name,
+            "action": self.action,
+            "target": self.target,
+            "params": self.params,
+            "outcome": self.outcome,
+            "error": self.error,
+            "ip_address": self.ip_address,
+            "run_id": self.run_id,
+        }
+        if self.key_id:
+            content["key_id"] = self.key_id
+        return json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
 
-    def compute_hash(self) -> str:
-        return hashlib.sha256((self.prev_hash + self.canonical_content()).encode()).hexdigest()
+    def compute_hash(self, key: bytes | None = None) -> str:
+        """HMAC-SHA256 under `key` of the previous hash and this event's content;
+        plain SHA-256 for a legacy (unkeyed) event."""
+        message = (self.prev_hash + self.canonical_content()).encode()
+        if not self.key_id:
+            return hashlib.sha256(message).hexdigest()
+        if key is None:
+            raise ValueError(f"audit event {self.pk}: no key for key id {self.key_id!r}")
+        return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 class AuditChainHead(models.Model):
-    """One row holding the newest hash; locking it serialises appends."""
+    """One row: the newest event and its hash, signed with the audit key so that
+    deleting the newest events (or rewinding the head) is detectable. Locking it
+    serialises appends."""
 
     last_hash = models.CharField(max_length=64, default="0" * 64)
+    last_event_id = models.BigIntegerField(null=True, blank=True)
+    legacy_until = models.BigIntegerField(default=0)
+    key_id = models.CharField(max_length=16, blank=True, default="")
+    signature = models.CharField(max_length=64, blank=True, default="")
 
     def __str__(self) -> str:
         return self.last_hash
+
+    def signed_text(self) -> str:
+        return f"head:{self.last_event_id or 0}:{self.last_hash}:{self.legacy_until}"
+
+    def compute_signature(self, key: bytes) -> str:
+        return hmac.new(key, self.signed_text().encode(), hashlib.sha256).hexdigest()
 
 
 class RunbookRequest(models.Model):

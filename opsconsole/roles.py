@@ -1,10 +1,14 @@
 """Roles are Django groups: viewer < operator < admin. A superuser is an admin."""
 
+import logging
 from functools import wraps
 
-from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import render
 
 from . import audit
+
+log = logging.getLogger("opsconsole.access")
 
 ROLES = ("viewer", "operator", "admin")
 RANK = {role: rank for rank, role in enumerate(ROLES, start=1)}
@@ -38,7 +42,8 @@ def set_role(user, role: str | None) -> None:
 def role_required(role: str):
     """The one guard on every console view: the caller needs `role` or higher.
 
-    A refusal is audited and answered with the 403 page.
+    A refusal is audited, logged as one line (who, what, why) and answered with
+    the 403 page; not raised, so Django logs no traceback for it.
     """
     if role not in RANK:
         raise ValueError(f"unknown role {role!r}")
@@ -55,10 +60,32 @@ def role_required(role: str):
                     method=request.method,
                     needs=role,
                 )
-                raise PermissionDenied(f"This needs the {role} role.")
+                return refuse(request, f"This needs the {role} role.")
             return view(request, *args, **kwargs)
 
         wrapped.required_role = role
         return wrapped
 
     return decorator
+
+
+def refuse(request, why: str):
+    """The 403 answer to a refused request, logged once as a single line."""
+    log.warning(
+        "refused %s %s for %s (role %s): %s",
+        request.method,
+        request.path,
+        audit.actor_label(request.user),
+        role_of(request.user) or "none",
+        why,
+    )
+    response = forbidden(request, why)
+    response._has_been_logged = True  # django.request would log it again
+    return response
+
+
+def forbidden(request, message: str) -> HttpResponse:
+    """The 403 page (a bare message for htmx requests)."""
+    if getattr(request, "htmx", False):
+        return HttpResponse(message, status=403)
+    return render(request, "403.html", {"message": message}, status=403)

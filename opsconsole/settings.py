@@ -8,6 +8,7 @@ SECRET_KEY and ALLOWED_HOSTS are set, and passes `manage.py check --deploy`.
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,6 +32,17 @@ SECRET_KEY = required_in_production("SECRET_KEY", "local-dev-only-not-secret")
 ALLOWED_HOSTS = required_in_production(
     "ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"], cast=list
 )
+# The audit log's HMAC key: from the environment only, never stored in the database.
+# Rotation: give the new key a new AUDIT_KEY_ID and keep the old one in AUDIT_KEYS
+# ("id=key,id=key") so that `audit verify` can still check the events it signed.
+AUDIT_KEY = required_in_production("AUDIT_KEY", "local-dev-audit-key-not-secret")
+if not DEBUG and len(AUDIT_KEY) < 32:
+    raise ImproperlyConfigured("AUDIT_KEY must be at least 32 characters.")
+AUDIT_KEY_ID = env("AUDIT_KEY_ID", default="1")
+AUDIT_KEYS = {
+    key_id: key
+    for key_id, _, key in (item.partition("=") for item in env.list("AUDIT_KEYS", default=[]))
+}
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -43,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "csp",
     "django_celery_beat",
     "axes",
     "opsconsole",
@@ -62,6 +75,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "opsconsole.middleware.SecurityHeadersMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -134,6 +149,24 @@ STORAGES = {
     },
 }
 
+# Content-Security-Policy (django-csp 4): scripts only from our own static files
+# (htmx is vendored), so no inline script or handler runs; inline style attributes
+# stay allowed for progress bars and plan indentation.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+SECURE_REFERRER_POLICY = "same-origin"
+
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 # Production hardening; `check --deploy` is clean with DEBUG=false.
@@ -164,6 +197,8 @@ def _named_urls(name: str, default: str) -> dict[str, str]:
 
 CACHE_TARGETS = _named_urls("CACHE_TARGETS", "main=redis://127.0.0.1:6379/1")
 WAREHOUSES = _named_urls("WAREHOUSES", "main=postgres://postgres@127.0.0.1:5432/opsconsole_demo")
+# `?explain_role=ops_explain` on a PostgreSQL warehouse URL: EXPLAIN ANALYZE runs under
+# SET LOCAL ROLE ops_explain (SELECT only; see the README). The warehouse layer reads it.
 # Prefix for the console's own keys in the broker's Redis (locks, markers).
 KEY_PREFIX = env("KEY_PREFIX", default="opsconsole:")
 # Warmers (by name) that every worker runs once when it starts.
@@ -171,10 +206,12 @@ CACHE_WARM_ON_STARTUP = env.list("CACHE_WARM_ON_STARTUP", default=[])
 # Partition migrations of tables larger than this need an admin.
 PARTITIONS_ADMIN_ABOVE_BYTES = env.int("PARTITIONS_ADMIN_ABOVE_BYTES", default=1 << 30)
 SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)
-# /metrics: with a token, scrapers send "Authorization: Bearer <token>"; without one,
-# only these addresses may scrape.
+# /metrics: with a token, scrapers send "Authorization: Bearer <token>". Without one,
+# only these peer addresses may scrape, and only when no proxy is in front (a request
+# with X-Forwarded-For & co. needs the token): behind a reverse proxy on the same host
+# every client would otherwise look like 127.0.0.1. Production lists none by default.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
-METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"] if DEBUG else [])
 READYZ_REQUIRE_WORKER = env.bool("READYZ_REQUIRE_WORKER", default=True)
 
 # --- Celery -------------------------------------------------------------------

@@ -18,7 +18,7 @@ from . import metrics as metrics_service
 from . import users as users_service
 from .forms import AuditFilterForm, NewUserForm, UserRoleForm
 from .models import AuditEvent
-from .roles import role_of, role_required
+from .roles import forbidden, role_of, role_required
 
 AUDIT_PAGE_SIZE = 50
 
@@ -34,12 +34,28 @@ def healthz(request):
 @require_GET
 @never_cache
 def readyz(request):
+    """Status for anyone (load balancers); the checks' details (worker names,
+    hosts and ports, errors) only for a logged-in user."""
     checks = health.readiness()
     ok = all(check.ok for check in checks)
-    return JsonResponse(
-        {"status": "ok" if ok else "failing", "checks": [c.as_dict() for c in checks]},
-        status=200 if ok else 503,
-    )
+    body = {"status": "ok" if ok else "failing"}
+    if request.user.is_authenticated:
+        body["checks"] = [c.as_dict() for c in checks]
+    return JsonResponse(body, status=200 if ok else 503)
+
+
+PROXY_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP", "Forwarded", "Via")
+
+
+def metrics_allowed(request) -> bool:
+    """The token when one is set; else a peer in METRICS_ALLOWED_IPS with no proxy
+    in front (a proxy on the same host makes every client look local)."""
+    token = settings.METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return constant_time_compare(given, token)
+    proxied = any(header in request.headers for header in PROXY_HEADERS)
+    return not proxied and request.META.get("REMOTE_ADDR") in settings.METRICS_ALLOWED_IPS
 
 
 @login_not_required
@@ -47,19 +63,13 @@ def readyz(request):
 @never_cache
 def metrics(request):
     """Prometheus scrape target: a bearer token (METRICS_TOKEN) or an allowed address."""
-    token = settings.METRICS_TOKEN
-    if token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        allowed = constant_time_compare(given, token)
-    else:
-        allowed = request.META.get("REMOTE_ADDR") in settings.METRICS_ALLOWED_IPS
-    if not allowed:
+    if not metrics_allowed(request):
         return HttpResponse(
-            "metrics: not allowed from here\n", status=403, content_type="text/plain"
+            "metrics: not allowed from here (send the bearer token)\n",
+            status=403,
+            content_type="text/plain",
         )
-    return HttpResponse(
-        metrics_service.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+    return HttpResponse(metrics_service.render(), content_type=metrics_service.CONTENT_TYPE)
 
 
 @role_required("viewer")
@@ -187,6 +197,4 @@ def user_update(request, user_id: int):
 
 def permission_denied(request, exception=None):
     message = str(exception) if exception else "You do not have access to this page."
-    if getattr(request, "htmx", False):
-        return HttpResponse(message, status=403)
-    return render(request, "403.html", {"message": message}, status=403)
+    return forbidden(request, message)

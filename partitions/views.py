@@ -1,5 +1,7 @@
 """Pages for partition migrations: thin, one per action; services do the work."""
 
+from functools import wraps
+
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -52,11 +54,25 @@ def _table(request, warehouse: str):
         return services.table_detail(warehouse, schema, table)
     except PlanRefused as exc:
         raise Http404(str(exc)) from None
-    except WarehouseUnreachable as exc:
-        raise Http404(f"Warehouse {warehouse} is unreachable: {exc}") from None
+
+
+def answers_503_when_unreachable(view):
+    """An unreachable warehouse is a service problem (503 with its message), not a
+    missing page."""
+
+    @wraps(view)
+    def wrapped(request, warehouse: str, *args, **kwargs):
+        try:
+            return view(request, warehouse, *args, **kwargs)
+        except WarehouseUnreachable as exc:
+            message = f"Warehouse {warehouse} is unreachable: {exc}"
+            return render(request, "partitions/unreachable.html", {"message": message}, status=503)
+
+    return wrapped
 
 
 @role_required("viewer")
+@answers_503_when_unreachable
 def table_detail(request, warehouse: str):
     warehouse = _warehouse(warehouse)
     info, parts = _table(request, warehouse)
@@ -79,6 +95,7 @@ def _table_context(warehouse, info, parts, form) -> dict:
 
 @role_required("operator")
 @require_POST
+@answers_503_when_unreachable
 def plan(request, warehouse: str):
     warehouse = _warehouse(warehouse)
     info, parts = _table(request, warehouse)

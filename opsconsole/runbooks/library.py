@@ -368,12 +368,13 @@ def readiness_step(ctx):
 
 
 def audit_chain_step(ctx):
-    checked, broken = audit.verify_chain()
-    if broken is not None:
+    report = audit.verify()
+    if not report.intact:
         raise StepFailed(
-            f"The audit chain is broken at event {broken.pk} ({checked} intact before it)."
+            f"The audit chain is broken at event {report.broken_id}: {report.problem} "
+            f"({report.checked} intact before it)."
         )
-    return {"events_checked": checked}
+    return {"events_checked": report.checked}
 
 
 register(

@@ -142,6 +142,8 @@ def explain(request):
                         form.cleaned_data["statement"],
                         analyze=analyze,
                         values=form.sample_values(),
+                        actor=request.user,
+                        ip_address=audit.client_ip(request),
                     )
                 except WarehouseError as exc:
                     error = str(exc)

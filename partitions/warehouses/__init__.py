@@ -11,6 +11,7 @@ backends, services, table_sync, readiness, warmers and demo loaders sit above it
 
 from . import bigquery, postgres
 from .config import (
+    Reachable,
     Warehouse,
     configured,
     default_postgres,
@@ -36,6 +37,7 @@ __all__ = [
     "ExtensionMissing",
     "InvalidWarehouseURL",
     "PermissionDenied",
+    "Reachable",
     "UnknownWarehouse",
     "Warehouse",
     "WarehouseError",
@@ -54,8 +56,8 @@ __all__ = [
 ]
 
 
-def ping(url: str) -> str:
-    """What /readyz calls for a warehouse: a one-line description, or an exception."""
+def ping(url: str) -> Reachable:
+    """What /readyz calls for a warehouse: what it answered, or an exception."""
     if kind_of(url) == "postgres":
         return postgres.ping(url)
     return bigquery.ping(url)

@@ -26,7 +26,7 @@ def client(warehouse: config.Warehouse) -> bigquery.Client:
     return bigquery.Client(project=warehouse.project)
 
 
-def ping(url: str) -> str:
+def ping(url: str) -> config.Reachable:
     """What /readyz shows for a BigQuery warehouse: the dataset it reads, or an exception."""
     warehouse = config.parse(url)
     bq = client(warehouse)
@@ -36,4 +36,4 @@ def ping(url: str) -> str:
         raise WarehouseUnreachable(f"{warehouse.label} is unreachable: {exc}") from exc
     finally:
         bq.close()
-    return f"BigQuery {warehouse.project}.{warehouse.dataset}"
+    return config.Reachable(f"BigQuery {warehouse.project}.{warehouse.dataset}")

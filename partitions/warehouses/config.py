@@ -152,3 +152,12 @@ def safe_label(url: str) -> str:
     if parts.scheme == "bigquery":
         return f"{parts.netloc}{parts.path}"
     return f"{parts.hostname or ''}:{parts.port or 5432}{parts.path}"
+
+
+@dataclass(frozen=True)
+class Reachable:
+    """What a readiness ping learned: a one-line description, and whether the console
+    logs in as a superuser (it should not: /readyz warns)."""
+
+    detail: str
+    superuser: bool = False

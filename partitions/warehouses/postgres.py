@@ -73,10 +73,15 @@ def session(url: str, **kwargs) -> Iterator[psycopg.Connection]:
         conn.close()
 
 
-def ping(url: str) -> str:
-    """What /readyz shows for a PostgreSQL warehouse: its version, or an exception."""
+def ping(url: str) -> config.Reachable:
+    """What /readyz shows for a PostgreSQL warehouse: its version and whether the login
+    is a superuser, or an exception."""
     with session(url, purpose="readyz", connect_timeout=1) as conn:
-        return f"PostgreSQL {conn.execute('SHOW server_version').fetchone()[0]}"
+        version, superuser = conn.execute(
+            "SELECT current_setting('server_version'), rolsuper"
+            " FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+    return config.Reachable(f"PostgreSQL {version}", superuser=superuser)
 
 
 # --- the Queries module's named connections -----------------------------------

@@ -10,10 +10,10 @@ def test_healthz_needs_nothing(client):
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_and_names_redis_when_it_is_down(client, settings):
+def test_readyz_is_503_and_names_redis_when_it_is_down(client_as, settings):
     settings.CELERY_BROKER_URL = CLOSED_PORT
     settings.CACHE_TARGETS = {"main": CLOSED_PORT}
-    response = client.get("/readyz")
+    response = client_as("viewer").get("/readyz")  # details need a login
     assert response.status_code == 503
     checks = {c["name"]: c for c in response.json()["checks"]}
     assert checks["database"]["ok"] is True
@@ -22,8 +22,8 @@ def test_readyz_is_503_and_names_redis_when_it_is_down(client, settings):
     assert checks["worker"]["ok"] is False
 
 
-def test_readyz_is_200_with_everything_up(client, celery_worker, warehouse_db):
-    response = client.get("/readyz")
+def test_readyz_is_200_with_everything_up(client_as, celery_worker, warehouse_db):
+    response = client_as("viewer").get("/readyz")  # details need a login
     body = response.json()
     assert response.status_code == 200, body
     assert {c["name"] for c in body["checks"]} == {

@@ -10,6 +10,7 @@ PRODUCTION = {
     "DEBUG": "false",
     "SECRET_KEY": "x7!k2@pp-" + "q" * 60,
     "ALLOWED_HOSTS": "ops.example.com",
+    "AUDIT_KEY": "k3y!" + "a" * 40,
     "DJANGO_SETTINGS_MODULE": "opsconsole.settings",
 }
 
@@ -37,3 +38,16 @@ def test_a_missing_secret_key_names_the_variable():
     result = manage("check", env=env)
     assert result.returncode != 0
     assert "Set the SECRET_KEY environment variable" in result.stderr
+
+
+def test_a_missing_audit_key_names_the_variable():
+    env = {k: v for k, v in PRODUCTION.items() if k != "AUDIT_KEY"}
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "Set the AUDIT_KEY environment variable" in result.stderr
+
+
+def test_a_short_audit_key_is_refused():
+    result = manage("check", env={**PRODUCTION, "AUDIT_KEY": "short"})
+    assert result.returncode != 0
+    assert "AUDIT_KEY must be at least 32 characters" in result.stderr

@@ -72,7 +72,7 @@ def test_it_previews_retention_on_its_page(client_as, migrated):
 
 
 def test_it_pings_postgres_and_refuses_unknown_schemes(warehouse_db):
-    assert warehouses.ping(warehouse_db).startswith("PostgreSQL 15")
+    assert warehouses.ping(warehouse_db).detail.startswith("PostgreSQL 15")
     with pytest.raises(ValueError, match="unsupported warehouse scheme"):
         warehouses.ping("mysql://localhost/x")
     with pytest.raises(Exception, match="connection"):

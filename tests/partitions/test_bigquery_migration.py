@@ -126,7 +126,7 @@ def test_it_refuses_a_string_column_for_bigquery(bq_dataset, make_user):
 def test_it_pings_a_bigquery_warehouse_for_readyz(bq_dataset):
     from django.conf import settings
 
-    assert warehouses.ping(settings.WAREHOUSES["bq"]).startswith("BigQuery demo-proj.")
+    assert warehouses.ping(settings.WAREHOUSES["bq"]).detail.startswith("BigQuery demo-proj.")
     with pytest.raises(Exception):  # noqa: B017 - any failure is what readyz needs
         warehouses.ping("bigquery://demo-proj/missing_ds?endpoint=http://127.0.0.1:9")
     assert isinstance(bq_dataset, BigQueryBackend)

@@ -7,33 +7,49 @@ from opsconsole.models import AuditEvent
 
 
 class Command(BaseCommand):
-    help = "Audit log: `verify` walks the hash chain; `list` prints recent events."
+    help = (
+        "Audit log: `verify` walks the keyed hash chain and checks the signed head "
+        "(--anchor: and the copy of the head in Redis); `list` prints recent events."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
         verify = sub.add_parser("verify", help="check every event's hash and link")
         verify.add_argument("--json", action="store_true")
+        verify.add_argument(
+            "--anchor", action="store_true", help="also compare the head with its Redis anchor"
+        )
         recent = sub.add_parser("list", help="the newest events")
         recent.add_argument("--limit", type=int, default=20)
         recent.add_argument("--json", action="store_true")
 
     def handle(self, *args, action, **options):
         if action == "verify":
-            return self.verify(options["json"])
+            return self.verify(options["json"], options["anchor"])
         return self.list(options["limit"], options["json"])
 
-    def verify(self, as_json: bool):
-        checked, broken = audit.verify_chain()
+    def verify(self, as_json: bool, against_anchor: bool):
+        report = audit.verify(against_anchor=against_anchor)
         if as_json:
-            self.stdout.write(json.dumps({"checked": checked, "broken_id": broken and broken.pk}))
-        if broken is None:
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "checked": report.checked,
+                        "broken_id": report.broken_id,
+                        "problem": report.problem,
+                    }
+                )
+            )
+        if report.intact:
             if not as_json:
-                self.stdout.write(self.style.SUCCESS(f"{checked} events, chain intact."))
+                anchored = " and matches its anchor" if against_anchor else ""
+                self.stdout.write(
+                    self.style.SUCCESS(f"{report.checked} events, chain intact{anchored}.")
+                )
             return
         self.stderr.write(
-            f"Chain broken at event {broken.pk} ({broken.created_at:%Y-%m-%d %H:%M:%S}, "
-            f"{broken.action} by {broken.actor_name}): its content or link does not match "
-            f"its hash. {checked} events before it are intact."
+            f"Chain broken at {_describe(report)}: {report.problem}. "
+            f"{report.checked} events before it are intact."
         )
         raise SystemExit(1)
 
@@ -63,3 +79,13 @@ class Command(BaseCommand):
                 f"{e.pk:>7} {e.created_at:%Y-%m-%d %H:%M:%S} {e.outcome:<6} "
                 f"{e.actor_name:<16} {e.action:<28} {e.target}"
             )
+
+
+def _describe(report: audit.ChainReport) -> str:
+    event = report.broken
+    if event is None:
+        return f"event {report.broken_id}" if report.broken_id else "the chain head"
+    return (
+        f"event {event.pk} ({event.created_at:%Y-%m-%d %H:%M:%S}, "
+        f"{event.action} by {event.actor_name})"
+    )

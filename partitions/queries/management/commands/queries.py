@@ -95,7 +95,11 @@ class Command(ConsoleCommand):
         if not statement:
             raise bad_input("Give a statement or --queryid of a listed statement.")
         result = explain_statement(
-            opts["warehouse"], statement, analyze=opts["analyze"], values=opts["values"]
+            opts["warehouse"],
+            statement,
+            analyze=opts["analyze"],
+            values=opts["values"],
+            actor=self.actor,
         )
         if opts["json"]:
             data = {
