@@ -5,9 +5,9 @@ from celery import shared_task
 from . import runner
 
 
-@shared_task(name="jobs.execute_run", acks_late=True, reject_on_worker_lost=True)
-def execute_run(run_id: int) -> str:
-    return runner.execute(run_id)
+@shared_task(bind=True, name=runner.EXECUTE_TASK)
+def execute_run(self, run_id: int) -> str:
+    return runner.execute(run_id, task_id=self.request.id, worker=self.request.hostname or "")
 
 
 @shared_task(name="jobs.launch_scheduled")

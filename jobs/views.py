@@ -5,6 +5,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django_celery_beat.models import PeriodicTask
 
 from opsconsole import audit, charts
 from opsconsole.models import AuditEvent
@@ -152,8 +153,6 @@ def job_stats(request, name: str):
 @role_required("viewer")
 def overview(request):
     """Schedules, workers online, queue depth and stuck runs on one page."""
-    from django_celery_beat.models import PeriodicTask
-
     tasks = PeriodicTask.objects.select_related("crontab", "interval").order_by("name")
     online, workers_error = workers.workers_online()
     depths, queue_error = workers.queue_depths()
@@ -175,8 +174,6 @@ def overview(request):
 @role_required("operator")
 @require_POST
 def schedule_toggle(request, task_id: int):
-    from django_celery_beat.models import PeriodicTask
-
     task = get_object_or_404(PeriodicTask, pk=task_id)
     enable = request.POST.get("enabled") == "1"
     schedules.set_enabled(task, enable, request.user, ip_address=audit.client_ip(request))
@@ -186,8 +183,6 @@ def schedule_toggle(request, task_id: int):
 
 @role_required("operator")
 def schedule_edit(request, task_id: int):
-    from django_celery_beat.models import PeriodicTask
-
     task = get_object_or_404(PeriodicTask.objects.select_related("crontab"), pk=task_id)
     current = task.crontab
     initial = (
