@@ -154,15 +154,19 @@ def job_stats(request, name: str):
 def overview(request):
     """Schedules, workers online, queue depth and stuck runs on one page."""
     tasks = PeriodicTask.objects.select_related("crontab", "interval").order_by("name")
-    online, workers_error = workers.workers_online()
+    # Snapshots the workers wrote and the broker's list lengths: never a broadcast.
+    found, workers_error = workers.workers()
     depths, queue_error = workers.queue_depths()
     return render(
         request,
         "jobs/overview.html",
         {
             "schedules": [(t, schedules.describe(t)) for t in tasks],
-            "workers": online,
+            "workers": found,
             "workers_error": workers_error,
+            "snapshot_s": workers.snapshot_s(),
+            "gone_after_s": workers.GONE_AFTER_SNAPSHOTS * workers.snapshot_s(),
+            "lost_after_s": runner.lost_after_s(),
             "depths": depths,
             "queue_error": queue_error,
             "stuck": workers.stuck_runs(),
