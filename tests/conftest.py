@@ -9,6 +9,7 @@ from django.conf import settings
 from psycopg import sql
 
 from jobs import workers
+from opsconsole import health
 from opsconsole.roles import set_role
 
 # Fixtures of their own modules: `page` (Playwright + Chromium), the BigQuery emulator.
@@ -126,7 +127,5 @@ def _end_stray_sessions(django_db_setup, django_db_blocker):
 @pytest.fixture(autouse=True)
 def _fresh_worker_probe():
     """Readiness caches its worker probe for a few seconds: each test asks afresh."""
-    from opsconsole import health
-
     health.worker_probe.last = None
     yield
