@@ -467,6 +467,8 @@ def _call(spec: registry.JobSpec, ctx: RunContext) -> str:
     run = ctx.run
     try:
         result = spec.func(ctx, dict(run.params)) or {}
+        if run.effects:  # what every attempt changed, a killed one's work included
+            result = {**result, "effects": run.effects}
         ctx.flush(force=True)
         now = timezone.now()
         _end_attempt(run, "succeeded", "", now)
