@@ -21,7 +21,8 @@ PERIODIC_TASKS: list[tuple[str, str, object, str]] = [
         "jobs: reap lost runs",
         "jobs.reap_runs",
         REAPER_EVERY_S,
-        "Marks runs whose worker stopped as lost and frees their locks.",
+        "Resumes or ends runs whose worker stopped, re-sends messages that never arrived "
+        "(the workers also run it every few seconds; this entry is the backstop).",
     ),
 ]
 

@@ -146,8 +146,9 @@ def test_a_migration_resumes_by_itself_when_its_whole_worker_is_killed(
 
 
 def test_the_run_page_says_where_the_worker_was_lost_while_the_run_resumes(
-    transactional_db, client_as
+    transactional_db, private_broker, client_as
 ):
+    # No worker consumes the private broker: the resumed run waits, as retrying.
     now = timezone.now()
     run = Run.objects.create(
         name="test_slow",
