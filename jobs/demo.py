@@ -8,6 +8,8 @@ table_sync job feeds. Idempotent: tables are created once and topped up.
 import psycopg
 from django.conf import settings
 
+from jobs.schedules import ensure_periodic_task
+
 DEMO_WAREHOUSE = "main"
 DEMO_PAYMENTS = 200_000
 
@@ -99,8 +101,6 @@ def feed_payments(url: str, rows: int) -> dict:
 
 
 def install_feed_schedule() -> None:
-    from jobs.schedules import ensure_periodic_task
-
     ensure_periodic_task(
         "demo: payments keep arriving",
         "jobs.launch_scheduled",

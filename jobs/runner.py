@@ -173,17 +173,8 @@ def task_id_for(run: Run, attempt: int) -> str:
 def enqueue(run: Run, countdown: float | None = None) -> None:
     """Hand the run to Celery under `run.celery_task_id`, which the caller has committed;
     a broker failure fails the run with the reason."""
-    spec = registry.get(run.name)
     try:
-        # By name: the runner does not import its own Celery entry points (jobs.tasks).
-        celery_app.send_task(
-            EXECUTE_TASK,
-            args=[run.pk],
-            task_id=run.celery_task_id,
-            countdown=countdown,
-            soft_time_limit=spec.soft_timeout,
-            time_limit=spec.hard_timeout,
-        )
+        publish(run, countdown)
     except Exception as exc:
         Run.objects.filter(pk=run.pk).update(
             status=RunStatus.FAILED,
@@ -191,6 +182,21 @@ def enqueue(run: Run, countdown: float | None = None) -> None:
             finished_at=timezone.now(),
         )
         run.refresh_from_db()
+
+
+def publish(run: Run, countdown: float | None = None) -> None:
+    """Send the message for the run's current task id (raises when the broker is away)."""
+    spec = registry.get(run.name)
+    # By name: the runner does not import its own Celery entry points (jobs.tasks).
+    celery_app.send_task(
+        EXECUTE_TASK,
+        args=[run.pk],
+        task_id=run.celery_task_id,
+        countdown=countdown,
+        soft_time_limit=spec.soft_timeout,
+        time_limit=spec.hard_timeout,
+        headers={"published_at": time.time()},  # the overview's oldest-message age
+    )
 
 
 def cancel(run: Run, actor: audit.Actor, ip_address: str | None = None) -> Run:
@@ -597,4 +603,13 @@ def _republish(run: Run, now) -> None:
     run.celery_task_id = task_id_for(run, run.attempt + 1)
     run.due_at = now
     run.save()
-    transaction.on_commit(lambda: enqueue(run))
+    transaction.on_commit(lambda: _send_again(run))
+
+
+def _send_again(run: Run) -> None:
+    """The reaper's send: with the broker away, the run keeps its state and the next
+    pass (one lost-after window later) sends again; only a launch fails on it."""
+    try:
+        publish(run)
+    except Exception:
+        log.warning("could not re-send run %s; the reaper tries again", run.pk, exc_info=True)

@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
@@ -209,6 +210,10 @@ def test_two_tabs_launching_an_exclusive_job_at_once_make_one_run_and_no_failed_
     # Both tabs land on the one run; the refused one says it runs already.
     assert {r.status_code for r in responses} == {302}
     assert {r.url for r in responses} == {f"/jobs/runs/{runs[0].pk}/"}
+    # Its one message waits in the queue: the overview's depth and oldest age say so.
+    depths, error = workers.queue_depths()
+    queue = depths[settings.CELERY_TASK_DEFAULT_QUEUE]
+    assert not error and queue["waiting"] == 1 and 0 <= queue["oldest_age_s"] < 60
 
 
 def test_the_overview_answers_in_under_50_ms_while_workers_are_busy(
@@ -222,12 +227,12 @@ def test_the_overview_answers_in_under_50_ms_while_workers_are_busy(
     wait_until(lambda: Run.objects.filter(status="running").count() == 2, 30, "both busy")
     client.get("/jobs/overview/")  # warm: templates compiled, session loaded
     timings = []
-    for _ in range(10):
+    for _ in range(20):
         started = time.perf_counter()
         response = client.get("/jobs/overview/")
         timings.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200
-    # The machine's CPUs are shared with other test processes, so the best of ten is
+    # The machine's CPUs are shared with other test processes, so the best of twenty is
     # what the page costs; none may come near a broadcast's wait (the old page: ~2 s).
     assert min(timings) < 50 and max(timings) < 1000, timings
     found = {w.hostname: w for w in response.context["workers"]}
