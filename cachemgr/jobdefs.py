@@ -32,8 +32,16 @@ def _actor(ctx):
 def invalidate_pattern(ctx, params):
     """Delete every key matching a glob pattern (SCAN + pipelined UNLINK)."""
     estimate = params.get("estimated_keys") or None
+    # Keys deleted by earlier attempts of this run (one killed midway, say): the run
+    # and this attempt's audit event count them too.
+    earlier = ctx.run.effects.get("keys_deleted", 0)
+    recorded = 0
 
     def progress(figures):
+        nonlocal recorded
+        ctx.record_effect(keys_deleted=figures["deleted"] - recorded)
+        recorded = figures["deleted"]
+        figures["deleted_by_earlier_attempts"] = earlier
         total = max(estimate, figures["deleted"]) if estimate else None
         ctx.progress(
             figures["deleted"],

@@ -7,6 +7,7 @@ table_sync job feeds. Idempotent: tables are created once and topped up.
 
 import psycopg
 
+from jobs.schedules import ensure_periodic_task
 from partitions import warehouses
 from partitions.warehouses import postgres as connections
 
@@ -101,8 +102,6 @@ def feed_payments(url: str, rows: int) -> dict:
 
 
 def install_feed_schedule() -> None:
-    from jobs.schedules import ensure_periodic_task
-
     ensure_periodic_task(
         "demo: payments keep arriving",
         "jobs.launch_scheduled",

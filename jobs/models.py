@@ -29,8 +29,14 @@ class Run(models.Model):
 
     attempt = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=1)
-    # [{"n": 1, "started_at": iso, "ended_at": iso, "outcome": "failed", "error": "…"}, …]
+    # How many times a run whose worker died starts again from its checkpoints by itself.
+    max_resumes = models.PositiveIntegerField(default=0)
+    # [{"n": 1, "started_at": iso, "ended_at": iso, "outcome": "failed", "error": "…",
+    #   "worker": "celery@host", "effect": {"keys_deleted": 162070}}, …]
     attempts = models.JSONField(default=list, blank=True)
+    # Copied from the job's policy: at most one active run of an exclusive job
+    # (a database constraint, so two launches racing each other cannot both win).
+    exclusive = models.BooleanField(default=False)
 
     progress_done = models.BigIntegerField(default=0)
     progress_total = models.BigIntegerField(null=True, blank=True)
@@ -45,7 +51,11 @@ class Run(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
     )
     actor_name = models.CharField(max_length=150)
+    # The current attempt's message: a delivery under any other id is a stale duplicate.
     celery_task_id = models.CharField(max_length=64, blank=True)
+    # When that message should reach a worker; the reaper re-publishes it when it has not.
+    due_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)  # who runs the current attempt
     # A form's one-time token: a double-submitted form finds the run it already started.
     request_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
@@ -68,6 +78,13 @@ class Run(models.Model):
             models.Index(fields=["actor_name", "-id"], name="run_actor_id"),
             models.Index(fields=["name", "status", "-id"], name="run_name_status_id"),
         ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(exclusive=True, status__in=ACTIVE_STATUSES),
+                name="run_one_active_exclusive",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name} #{self.pk} ({self.status})"
@@ -75,6 +92,15 @@ class Run(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def effects(self) -> dict[str, int]:
+        """What every attempt did, added up (a killed attempt's work included)."""
+        total: dict[str, int] = {}
+        for attempt in self.attempts:
+            for name, amount in (attempt.get("effect") or {}).items():
+                total[name] = total.get(name, 0) + amount
+        return total
 
     @property
     def progress_percent(self) -> int | None:

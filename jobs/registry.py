@@ -35,6 +35,9 @@ class JobSpec:
     soft_timeout: int | None = None
     hard_timeout: int | None = None
     exclusive: bool = False
+    # Times a run whose worker died starts again by itself from its last checkpoint
+    # (the reaper decides; 0: the run ends `lost` and an operator retries it).
+    resumes: int = 2
     schedule: Any = None  # a celery crontab or seconds; copied to beat once
     schedule_params: dict = field(default_factory=dict)
     role: str = "operator"

@@ -3,7 +3,13 @@
 `start()` records a Run and hands it to Celery; the Celery task (jobs.tasks)
 calls `execute()`, which runs the registered function with a RunContext,
 applies the job's policy (exclusive lock, retries with backoff, timeouts,
-cancellation) and stores every attempt. `reap()` closes runs whose worker died.
+cancellation) and stores every attempt. `reap()` owns every run that is not
+final: it re-publishes a message that never arrived, resumes a run whose worker
+died, or ends the run with the reason (docs/jobs.md: run states and who moves them).
+
+Every decision about a run happens under its row lock (SELECT … FOR UPDATE), and a
+delivery counts only when it carries the run's current task id, so the reaper and
+a late or duplicate delivery never both act on one attempt.
 """
 
 import logging
@@ -11,16 +17,19 @@ import threading
 import time
 import traceback
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django import forms
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from opsconsole import audit
 from opsconsole.actions import audited_action
+from opsconsole.celery import app as celery_app
 from opsconsole.roles import has_role
 
 from . import locks, registry
@@ -34,8 +43,16 @@ def heartbeat_s() -> float:
 
 
 def lost_after_s() -> float:
-    """No heartbeat for this long: the worker is gone."""
+    """No heartbeat for this long: the worker is gone. Also how late a message may be."""
     return float(getattr(settings, "RUN_LOST_AFTER_S", 60.0))
+
+
+def queue_timeout_s() -> float:
+    """A run no worker has picked up for this long ends `lost` (no worker consumes it)."""
+    return float(getattr(settings, "RUN_QUEUE_TIMEOUT_S", 3600.0))
+
+
+EXECUTE_TASK = "jobs.execute_run"
 
 
 PROGRESS_EVERY_S = 0.5
@@ -67,6 +84,11 @@ class JobTimedOut(Exception):
 # launch, one outcome event when the run reaches a final status, both linked to it.
 ACCEPTED = "job.start"
 ENDED = "job.end"
+
+
+class JobSuperseded(Exception):
+    """The reaper gave this attempt up (its heartbeats stopped for too long) and
+    another attempt owns the run now: this one stops without writing its outcome."""
 
 
 # --- launching -------------------------------------------------------------
@@ -108,7 +130,7 @@ def start(
     except forms.ValidationError as exc:
         raise LaunchRefused("Invalid parameters: " + "; ".join(exc.messages)) from None
     if spec.exclusive and (running := active_run(name)):
-        raise LaunchRefused(f"{name} is already running (run #{running.pk}).", running)
+        raise LaunchRefused(already_running(name, running), running)
 
     # One transaction (one commit) for the run and its audit event; Celery gets
     # the run only once both are committed.
@@ -119,6 +141,9 @@ def start(
                 name=name,
                 params=params,
                 max_attempts=spec.max_attempts,
+                max_resumes=spec.resumes,
+                exclusive=spec.exclusive,
+                due_at=timezone.now(),
                 timeout_seconds=spec.soft_timeout,
                 actor=actor if not isinstance(actor, str | None) else None,
                 actor_name=audit.actor_label(actor),
@@ -142,8 +167,16 @@ def start(
         # Two submits of one form raced past the check above: the first one won.
         if request_key and (existing := Run.objects.filter(request_key=request_key).first()):
             return existing
+        # Two launches of an exclusive job (two tabs, two forms) raced past it: the
+        # database let one in; the other is refused before any run is recorded.
+        if spec.exclusive and (running := active_run(name)):
+            raise LaunchRefused(already_running(name, running), running) from None
         raise
     return run
+
+
+def already_running(name: str, running: Run) -> str:
+    return f"{name} is already running (run #{running.pk})."
 
 
 def task_id_for(run: Run, attempt: int) -> str:
@@ -155,22 +188,28 @@ def task_id_for(run: Run, attempt: int) -> str:
 def enqueue(run: Run, countdown: float | None = None) -> None:
     """Hand the run to Celery under `run.celery_task_id`, which the caller has committed;
     a broker failure fails the run with the reason."""
-    from .tasks import execute_run
-
-    spec = registry.get(run.name)
     try:
-        execute_run.apply_async(
-            args=[run.pk],
-            task_id=run.celery_task_id,
-            countdown=countdown,
-            soft_time_limit=spec.soft_timeout,
-            time_limit=spec.hard_timeout,
-        )
+        publish(run, countdown)
     except Exception as exc:
         # The launch was accepted (and audited) but never reached a worker: end it.
         run.refresh_from_db()
         message = f"Could not enqueue (is the broker up?): {type(exc).__name__}: {exc}"
         _finish(run, RunStatus.FAILED, message, timezone.now())
+
+
+def publish(run: Run, countdown: float | None = None) -> None:
+    """Send the message for the run's current task id (raises when the broker is away)."""
+    spec = registry.get(run.name)
+    # By name: the runner does not import its own Celery entry points (jobs.tasks).
+    celery_app.send_task(
+        EXECUTE_TASK,
+        args=[run.pk],
+        task_id=run.celery_task_id,
+        countdown=countdown,
+        soft_time_limit=spec.soft_timeout,
+        time_limit=spec.hard_timeout,
+        headers={"published_at": time.time()},  # the overview's oldest-message age
+    )
 
 
 @audited_action("job.cancel")
@@ -190,10 +229,8 @@ def cancel(run: Run, actor: audit.Actor, ip_address: str | None = None) -> Run:
                     run.refresh_from_db()
                     audit_end(run)
         if run.celery_task_id:
-            from opsconsole.celery import app
-
             try:
-                app.control.revoke(run.celery_task_id)
+                celery_app.control.revoke(run.celery_task_id)
             except Exception:  # the cooperative flag still stops it
                 log.warning("could not revoke %s", run.celery_task_id, exc_info=True)
     run.refresh_from_db()
@@ -221,6 +258,7 @@ class RunContext:
         self.started = time.monotonic()
         self.soft_timeout = soft_timeout
         self.cancelled = threading.Event()
+        self.superseded = threading.Event()
         self._log: list[str] = run.log_tail.splitlines()[-LOG_TAIL_LINES:]
         self._last_flush = 0.0
         self._dirty = False
@@ -230,7 +268,9 @@ class RunContext:
         return self.run.params
 
     def check(self) -> None:
-        """Raise if the run was cancelled or ran past its soft timeout."""
+        """Raise if the run was cancelled, given up, or ran past its soft timeout."""
+        if self.superseded.is_set():
+            raise JobSuperseded(f"attempt {self.run.attempt} was given up by the reaper")
         if self.cancelled.is_set():
             raise JobCancelled("cancelled by request")
         if self.soft_timeout and time.monotonic() - self.started > self.soft_timeout:
@@ -250,6 +290,15 @@ class RunContext:
         """Commit `state` into the run's result now, so a new attempt can resume from it."""
         self.run.result = {**self.run.result, **state}
         Run.objects.filter(pk=self.run.pk).update(result=self.run.result)
+
+    def record_effect(self, **amounts: int) -> None:
+        """Add to what this attempt has changed (e.g. keys_deleted=500), committed now,
+        so that the work of an attempt killed midway still counts on the run and in
+        its outcome (Run.effects adds up every attempt)."""
+        effect = self.run.attempts[-1].setdefault("effect", {})
+        for name, amount in amounts.items():
+            effect[name] = effect.get(name, 0) + int(amount)
+        Run.objects.filter(pk=self.run.pk).update(attempts=self.run.attempts)
 
     def log(self, line: str) -> None:
         stamp = timezone.now().strftime("%H:%M:%S")
@@ -289,7 +338,11 @@ class Heartbeat(threading.Thread):
 
     def beat(self) -> None:
         try:
-            Run.objects.filter(pk=self.ctx.run.pk).update(heartbeat_at=timezone.now())
+            alive = Run.objects.filter(
+                pk=self.ctx.run.pk, status=RunStatus.RUNNING, attempt=self.ctx.run.attempt
+            ).update(heartbeat_at=timezone.now())
+            if not alive:  # the reaper moved the run on: this attempt must stop
+                self.ctx.superseded.set()
             if Run.objects.filter(pk=self.ctx.run.pk, cancel_requested=True).exists():
                 self.ctx.cancelled.set()
             if self.lock_name:
@@ -302,24 +355,24 @@ class StillRunning(Exception):
     """A delivery of a run whose heartbeat is fresh: its worker may still be alive."""
 
 
-def _claim(run_id: int) -> Run | None:
+def _claim(run_id: int, task_id: str | None = None, worker: str = "") -> Run | None:
     """Move the run to `running` for a new attempt; None when it must not run.
 
-    Raises StillRunning when the run's heartbeat is fresh: a worker whose child
-    process died hands the task back at once, before the heartbeat goes stale.
+    A delivery under another task id than the run's current one is a stale duplicate
+    (the reaper re-published the attempt since). Raises StillRunning when the run's
+    heartbeat is fresh: a duplicate delivery of the attempt that is running now.
     """
     with transaction.atomic():
         run = Run.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.status in FINISHED_STATUSES:
             return None  # gone, or a duplicate delivery of a finished run
+        if task_id and run.celery_task_id and task_id != run.celery_task_id:
+            return None
         now = timezone.now()
         if run.status == RunStatus.RUNNING:
-            silent_s = (now - run.heartbeat_at).total_seconds() if run.heartbeat_at else 1e9
-            if silent_s < lost_after_s():
+            if not _heartbeat_stale(run, now):
                 raise StillRunning(run)
-            _end_attempt(run, "lost", "worker stopped during this attempt", now)
-            if run.attempt >= run.max_attempts:
-                _finish(run, RunStatus.LOST, "The worker died and no attempts are left.", now)
+            if not _after_worker_lost(run, now):
                 return None
         if run.cancel_requested:
             _finish(run, RunStatus.CANCELLED, "", now)
@@ -328,9 +381,53 @@ def _claim(run_id: int) -> Run | None:
         run.status = RunStatus.RUNNING
         run.started_at = run.started_at or now
         run.heartbeat_at = now
-        run.attempts = [*run.attempts, {"n": run.attempt, "started_at": now.isoformat()}]
+        run.due_at = None
+        run.worker = worker[:200]
+        attempt = {"n": run.attempt, "started_at": now.isoformat()}
+        if worker:
+            attempt["worker"] = worker
+        run.attempts = [*run.attempts, attempt]
         run.save()
     return run
+
+
+def _heartbeat_stale(run: Run, now) -> bool:
+    silent_s = (now - run.heartbeat_at).total_seconds() if run.heartbeat_at else 1e9
+    return silent_s >= lost_after_s()
+
+
+def _where(run: Run) -> str:
+    """Where a run got to, in its own progress words (e.g. "copy: batch 20")."""
+    if run.progress_message:
+        return run.progress_message.split(" — ")[0]
+    return f"{run.progress_done} done" if run.progress_done else "its start"
+
+
+def _after_worker_lost(run: Run, now) -> bool:
+    """Close the attempt of a run whose worker died (the caller holds its row lock).
+
+    True when the run may start again from its checkpoints (attempts or resumes left);
+    otherwise the run ends `timed_out` (it had outlived its timeout: the hard limit
+    killed it) or `lost`, and False.
+    """
+    overran = (
+        run.timeout_seconds
+        and run.started_at
+        and ((now - run.started_at).total_seconds() > run.timeout_seconds)
+    )
+    if overran:
+        message = f"Killed past its {run.timeout_seconds} s timeout; no heartbeat since."
+        _end_attempt(run, "timed_out", message, now)
+        _finish(run, RunStatus.TIMED_OUT, message, now)
+        return False
+    worker = f"worker {run.worker}" if run.worker else "worker"
+    _end_attempt(run, "lost", f"{worker} lost at {_where(run)}", now)
+    lost = sum(1 for a in run.attempts if a.get("outcome") == "lost")
+    if run.attempt < run.max_attempts or lost <= run.max_resumes:
+        return True
+    message = "The worker stopped sending heartbeats; run marked lost."
+    _finish(run, RunStatus.LOST, message, now)
+    return False
 
 
 def _end_attempt(run: Run, outcome: str, error: str, now) -> None:
@@ -371,18 +468,18 @@ def audit_end(run: Run) -> None:
     )
 
 
-def execute(run_id: int) -> str:
-    """Run one attempt of a run. Called by the Celery task only."""
+def execute(run_id: int, task_id: str | None = None, worker: str = "") -> str:
+    """Run one attempt of a run. Called by the Celery task only.
+
+    `task_id` is the delivered message's id: only the run's current one may start
+    an attempt. Nothing to undo: the run row records every attempt.
+    """
     close_old_connections()
     try:
-        run = _claim(run_id)
-    except StillRunning as exc:
-        # Look again once the heartbeat would have gone stale: then this run resumes
-        # (a new attempt) if its worker died, or is found finished if it did not.
-        run = exc.args[0]
-        run.celery_task_id = task_id_for(run, run.attempt + 1)
-        Run.objects.filter(pk=run.pk).update(celery_task_id=run.celery_task_id)
-        enqueue(run, countdown=lost_after_s())
+        run = _claim(run_id, task_id, worker)
+    except StillRunning:
+        # A duplicate of the attempt running now. If that attempt's worker has died,
+        # the reaper sees its heartbeat go stale and resumes the run: it alone decides.
         return "rechecking"
     if run is None:
         return "skipped"
@@ -414,15 +511,17 @@ def execute(run_id: int) -> str:
 
 
 def _call(spec: registry.JobSpec, ctx: RunContext) -> str:
-    from celery.exceptions import SoftTimeLimitExceeded
-
     run = ctx.run
     try:
         result = spec.func(ctx, dict(run.params)) or {}
+        if run.effects:  # what every attempt changed, a killed one's work included
+            result = {**result, "effects": run.effects}
         ctx.flush(force=True)
         now = timezone.now()
         _end_attempt(run, "succeeded", "", now)
         _finish(run, RunStatus.SUCCEEDED, "", now, result=result)
+    except JobSuperseded:
+        return "superseded"  # the attempt that replaced this one writes the outcome
     except JobCancelled:
         ctx.flush(force=True)
         now = timezone.now()
@@ -441,10 +540,11 @@ def _call(spec: registry.JobSpec, ctx: RunContext) -> str:
         _end_attempt(run, "failed", message, now)
         run.traceback = traceback.format_exc()[-20000:]
         retryable = not isinstance(exc, PermanentError) and not run.cancel_requested
-        if retryable and run.attempt < run.max_attempts:
+        if retryable and _tries_used(run) < run.max_attempts:
             delay = spec.backoff_delay(run.attempt)
             run.status = RunStatus.RETRYING
             run.celery_task_id = task_id_for(run, run.attempt + 1)
+            run.due_at = now + timedelta(seconds=delay)
             run.error = message
             run.progress_message = f"attempt {run.attempt} failed; retrying in {delay:.1f} s"
             run.save()
@@ -457,35 +557,100 @@ def _call(spec: registry.JobSpec, ctx: RunContext) -> str:
 # --- reaping -----------------------------------------------------------------
 
 
+def _tries_used(run: Run) -> int:
+    """Attempts that count against retries: a worker lost midway is not the job failing."""
+    return sum(1 for a in run.attempts if a.get("outcome") != "lost")
+
+
 def reap(now=None) -> list[int]:
-    """Close runs whose worker is gone (no heartbeat for lost_after_s()): `timed_out`
-    when they had outlived their timeout (the hard limit killed them), else `lost`.
-    Frees their locks."""
+    """Own every run that is not final; returns the ids it acted on.
+
+    - `running` with no heartbeat for lost_after_s(): its worker died. The run resumes
+      from its checkpoints (a new attempt, re-published) when its policy allows, else
+      ends `timed_out` or `lost`, and its lock is freed.
+    - `queued` or `retrying` whose message is more than lost_after_s() overdue: the
+      message was lost (a broker restarted without persistence, a worker died holding
+      it). It is re-published under a new task id, so the old one, should it turn up,
+      is a no-op; a run no worker picked up for queue_timeout_s() ends `lost`.
+    Each decision is taken under the run's row lock against its current state, so a
+    worker's delivery and the reaper (or two reapers) never both act on one attempt.
+    """
     now = now or timezone.now()
-    closed = []
-    stale = Run.objects.filter(
-        status=RunStatus.RUNNING, heartbeat_at__lt=now - timedelta(seconds=lost_after_s())
+    late = now - timedelta(seconds=lost_after_s())
+    silent = Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=late)
+    overdue = Run.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RETRYING]).filter(
+        Q(due_at__lt=late) | Q(due_at__isnull=True, created_at__lt=late)
     )
-    for candidate in stale:
-        with transaction.atomic():
-            run = Run.objects.select_for_update().get(pk=candidate.pk)
-            if run.status != RunStatus.RUNNING:
-                continue
-            overran = (
-                run.timeout_seconds
-                and run.started_at
-                and ((now - run.started_at).total_seconds() > run.timeout_seconds)
-            )
-            if overran:
-                message = f"Killed past its {run.timeout_seconds} s timeout; no heartbeat since."
-                _end_attempt(run, "timed_out", message, now)
-                _finish(run, RunStatus.TIMED_OUT, message, now)
-            else:
-                message = "The worker stopped sending heartbeats; run marked lost."
-                _end_attempt(run, "lost", message, now)
-                _finish(run, RunStatus.LOST, message, now)
+    acted = [pk for pk in silent.values_list("pk", flat=True) if _reap_silent(pk, now)]
+    acted += [pk for pk in overdue.values_list("pk", flat=True) if _redeliver(pk, now)]
+    return acted
+
+
+def _reap_silent(run_id: int, now) -> bool:
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if run.status != RunStatus.RUNNING or not _heartbeat_stale(run, now):
+            return False  # someone moved it on since the query
+        if run.cancel_requested:
+            _end_attempt(run, "cancelled", "worker lost while cancelling", now)
+            _finish(run, RunStatus.CANCELLED, "", now)
+            resumes = False
+        else:
+            resumes = _after_worker_lost(run, now)
+        if resumes:
+            run.status = RunStatus.RETRYING
+            run.progress_message = f"worker lost at {_where(run)} — resuming"[:300]
+            _republish(run, now)
+    if not resumes:
         spec = registry.JOBS.get(run.name)
         if spec and spec.exclusive:
             locks.release(spec.name, f"run:{run.pk}")
-        closed.append(run.pk)
-    return closed
+    return True
+
+
+def _redeliver(run_id: int, now) -> bool:
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        due = run.due_at or run.created_at
+        if run.status not in (RunStatus.QUEUED, RunStatus.RETRYING):
+            return False
+        if (now - due).total_seconds() < lost_after_s():
+            return False
+        if run.cancel_requested:
+            _finish(run, RunStatus.CANCELLED, "", now)
+            return True
+        waiting = (now - _waiting_since(run)).total_seconds()
+        if waiting > queue_timeout_s():
+            message = f"No worker picked it up in {waiting:.0f} s (is a worker running?)."
+            _finish(run, RunStatus.LOST, message, now)
+            return True
+        lines = run.log_tail.splitlines()[-LOG_TAIL_LINES + 1 :]
+        run.log_tail = "\n".join([*lines, _stamp(now, "its message was lost; sent again")])
+        _republish(run, now)
+    return True
+
+
+def _waiting_since(run: Run):
+    ended = run.attempts[-1].get("ended_at") if run.attempts else None
+    return datetime.fromisoformat(ended) if ended else run.created_at
+
+
+def _stamp(now, line: str) -> str:
+    return f"{timezone.localtime(now):%H:%M:%S} {line}"
+
+
+def _republish(run: Run, now) -> None:
+    """Give the run's next attempt a new task id and send it once the row is committed."""
+    run.celery_task_id = task_id_for(run, run.attempt + 1)
+    run.due_at = now
+    run.save()
+    transaction.on_commit(lambda: _send_again(run))
+
+
+def _send_again(run: Run) -> None:
+    """The reaper's send: with the broker away, the run keeps its state and the next
+    pass (one lost-after window later) sends again; only a launch fails on it."""
+    try:
+        publish(run)
+    except Exception:
+        log.warning("could not re-send run %s; the reaper tries again", run.pk, exc_info=True)

@@ -7,6 +7,7 @@ in the console is never overwritten by a deploy.
 import json
 
 from celery.schedules import crontab
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from opsconsole import audit
 from opsconsole.actions import audited_action
@@ -21,7 +22,8 @@ PERIODIC_TASKS: list[tuple[str, str, object, str]] = [
         "jobs: reap lost runs",
         "jobs.reap_runs",
         REAPER_EVERY_S,
-        "Marks runs whose worker stopped as lost and frees their locks.",
+        "Resumes or ends runs whose worker stopped, re-sends messages that never arrived "
+        "(the workers also run it every few seconds; this entry is the backstop).",
     ),
 ]
 
@@ -35,19 +37,14 @@ def ensure_periodic_task(
     name: str, task: str, schedule, args=(), kwargs=None, description: str = ""
 ) -> bool:
     """Create the beat entry `name` unless it exists (then it is the operators')."""
-    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
-
     if PeriodicTask.objects.filter(name=name).exists():
         return False
     fields = {"task": task, "args": json.dumps(list(args)), "kwargs": json.dumps(kwargs or {})}
     if isinstance(schedule, crontab):
-        fields["crontab"], _ = CrontabSchedule.objects.get_or_create(
-            minute=schedule._orig_minute,
-            hour=schedule._orig_hour,
-            day_of_week=schedule._orig_day_of_week,
-            day_of_month=schedule._orig_day_of_month,
-            month_of_year=schedule._orig_month_of_year,
-        )
+        # django-celery-beat's own translation (it finds an equal row or builds one).
+        fields["crontab"] = CrontabSchedule.from_schedule(schedule)
+        if fields["crontab"].pk is None:
+            fields["crontab"].save()
     else:
         fields["interval"], _ = IntervalSchedule.objects.get_or_create(
             every=int(schedule), period=IntervalSchedule.SECONDS
@@ -107,8 +104,6 @@ def set_crontab(task, fields: dict, actor, ip_address=None) -> None:
 
     Undo: call again with the previous fields (kept in the audit event).
     """
-    from django_celery_beat.models import CrontabSchedule
-
     with audit.record(
         actor,
         "schedule.edit",

@@ -1,9 +1,10 @@
 """Per-job statistics, read from the run history (never from memory)."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import Count
+from django.db.models import Count, Max, Q
+from django.utils import timezone
 
 from .models import FINISHED_STATUSES, Run, RunStatus
 
@@ -96,11 +97,6 @@ def job_stats(name: str) -> JobStats:
 
 def recent_summary(hours: int = 24) -> list[dict]:
     """Per job over the last `hours`: runs, failures, last success — one grouped query."""
-    from datetime import timedelta
-
-    from django.db.models import Max, Q
-    from django.utils import timezone
-
     since = timezone.now() - timedelta(hours=hours)
     failed = [RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST]
     rows = (

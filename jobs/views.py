@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
+from django_celery_beat.models import PeriodicTask
 
 from opsconsole import audit, charts
 from opsconsole.models import AuditEvent
@@ -130,18 +131,20 @@ def job_stats(request, name: str):
 @role_required("viewer")
 def overview(request):
     """Schedules, workers online, queue depth and stuck runs on one page."""
-    from django_celery_beat.models import PeriodicTask
-
     tasks = PeriodicTask.objects.select_related("crontab", "interval").order_by("name")
-    online, workers_error = workers.workers_online()
+    # Snapshots the workers wrote and the broker's list lengths: never a broadcast.
+    found, workers_error = workers.workers()
     depths, queue_error = workers.queue_depths()
     return render(
         request,
         "jobs/overview.html",
         {
             "schedules": [(t, schedules.describe(t)) for t in tasks],
-            "workers": online,
+            "workers": found,
             "workers_error": workers_error,
+            "snapshot_s": workers.snapshot_s(),
+            "gone_after_s": workers.GONE_AFTER_SNAPSHOTS * workers.snapshot_s(),
+            "lost_after_s": runner.lost_after_s(),
             "depths": depths,
             "queue_error": queue_error,
             "stuck": workers.stuck_runs(),
@@ -153,8 +156,6 @@ def overview(request):
 @role_required("operator")
 @require_POST
 def schedule_toggle(request, task_id: int):
-    from django_celery_beat.models import PeriodicTask
-
     task = get_object_or_404(PeriodicTask, pk=task_id)
     enable = request.POST.get("enabled") == "1"
     schedules.set_enabled(task, enable, request.user, ip_address=audit.client_ip(request))
@@ -164,8 +165,6 @@ def schedule_toggle(request, task_id: int):
 
 @role_required("operator")
 def schedule_edit(request, task_id: int):
-    from django_celery_beat.models import PeriodicTask
-
     task = get_object_or_404(PeriodicTask.objects.select_related("crontab"), pk=task_id)
     current = task.crontab
     initial = (

@@ -1,5 +1,6 @@
 """Readiness checks: each dependency answers, with its latency."""
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -8,11 +9,13 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from jobs import workers
 from partitions import warehouses
 
-from .celery import app as celery_app
-
 CONNECT_TIMEOUT_S = 1.0
+# The worker probe's answer is reused this long, and only one request at a time
+# (per web process) computes it; the others answer with the last result.
+WORKER_PROBE_TTL_S = 5.0
 
 
 @dataclass
@@ -70,10 +73,35 @@ def ping_database() -> str:
 
 
 def ping_workers() -> str:
-    replies = celery_app.control.ping(timeout=CONNECT_TIMEOUT_S)
-    if not replies:
-        raise RuntimeError("no Celery worker answered within 1 s")
-    return ", ".join(sorted(name for reply in replies for name in reply))
+    """Live workers from their own snapshots in Redis (no broadcast: never waits on them)."""
+    names = workers.live_workers()
+    if not names:
+        raise RuntimeError("no Celery worker has reported in the last few seconds")
+    return ", ".join(names)
+
+
+class _WorkerProbe:
+    """The worker check, cached for WORKER_PROBE_TTL_S and computed by one request at
+    a time: readiness is polled by every dashboard and load balancer."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last: Check | None = None
+        self.at = 0.0
+
+    def check(self) -> Check:
+        if self.last and time.monotonic() - self.at < WORKER_PROBE_TTL_S:
+            return self.last
+        if not self.lock.acquire(blocking=False):
+            return self.last or Check("worker", False, 0.0, "being checked by another request")
+        try:
+            self.last, self.at = timed("worker", ping_workers), time.monotonic()
+            return self.last
+        finally:
+            self.lock.release()
+
+
+worker_probe = _WorkerProbe()
 
 
 def ping_warehouse(url: str) -> Answer:
@@ -88,7 +116,7 @@ def readiness(include_workers: bool = True) -> list[Check]:
     checks.append(broker)
     if include_workers and settings.READYZ_REQUIRE_WORKER:
         if broker.ok:
-            checks.append(timed("worker", ping_workers))
+            checks.append(worker_probe.check())
         else:
             checks.append(Check("worker", False, 0.0, "not checked: the broker is down"))
     for name, url in settings.CACHE_TARGETS.items():

@@ -217,17 +217,31 @@ READYZ_REQUIRE_WORKER = env.bool("READYZ_REQUIRE_WORKER", default=True)
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None  # results live in jobs.Run, not in Celery
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# The Run row is the truth and a message only wakes a worker up: a worker acknowledges
+# a message when it starts it, and the runner's reaper (not the broker's redelivery)
+# resumes or ends a run whose worker died (docs/jobs.md, "Broker settings").
+CELERY_TASK_ACKS_LATE = False
+# One message reserved per worker process: a long run never sits behind another
+# in a busy process's prefetch while an idle process could start it.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A task unacknowledged this long is handed to another worker; it must exceed
-# the longest job timeout, or long runs would be delivered twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 7200)}
+# A message a worker reserved (prefetched, or waiting for its countdown) and did not
+# start within this long goes back to the queue. Any longer than the longest retry
+# backoff is enough: a copy delivered twice is a no-op (the runner claims each attempt
+# once, under the run's row lock), and lost messages are the reaper's, not this timer's.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 900)}
+# Runs (jobs.runner): heartbeat period, silence after which a worker counts as lost
+# (and a message as overdue), and how long a run may wait for any worker at all.
+RUN_HEARTBEAT_S = env.float("RUN_HEARTBEAT_S", 5.0)
+RUN_LOST_AFTER_S = env.float("RUN_LOST_AFTER_S", 30.0)
+RUN_QUEUE_TIMEOUT_S = env.float("RUN_QUEUE_TIMEOUT_S", 3600.0)
+# Every worker writes a snapshot of itself to Redis this often (jobs/workers.py), and
+# runs the reaper (one worker at a time); the overview reads the snapshots.
+WORKER_SNAPSHOT_S = env.float("WORKER_SNAPSHOT_S", 2.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Default schedules, copied into django-celery-beat once (operators edit them there).
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}

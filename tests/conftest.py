@@ -8,6 +8,8 @@ import redis
 from django.conf import settings
 from psycopg import sql
 
+from jobs import workers
+from opsconsole import health
 from opsconsole.roles import set_role
 
 # Fixtures of their own modules: `page` (Playwright + Chromium), the BigQuery emulator.
@@ -66,7 +68,13 @@ def _session_worker(broker, django_db_setup, django_db_blocker):
             app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=10
         ) as worker,
     ):
+        # The in-thread worker reports itself like a real one (Celery sends no
+        # worker_ready for it), without the reaper: tests call runner.reap() themselves.
+        reporter = workers.Snapshots(worker.hostname, 2, reaps=False)
+        reporter.start()
         yield worker
+        reporter.stopped.set()
+        reporter.join(timeout=5)
 
 
 @pytest.fixture
@@ -114,3 +122,10 @@ def _end_stray_sessions(django_db_setup, django_db_blocker):
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_worker_probe():
+    """Readiness caches its worker probe for a few seconds: each test asks afresh."""
+    health.worker_probe.last = None
+    yield

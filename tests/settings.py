@@ -31,4 +31,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Short heartbeats so that tests see a dead worker's run go stale in seconds.
 RUN_HEARTBEAT_S = 0.5
 RUN_LOST_AFTER_S = 3.0
+WORKER_SNAPSHOT_S = 0.5
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -50,3 +50,34 @@ def too_long(ctx, params):
     while True:
         ctx.progress(0, None, "never finishing")
         time.sleep(0.05)
+
+
+WAIT_BEFORE_RETRY_S = 4.0
+
+
+@register_once(
+    "test_exclusive_flaky",
+    exclusive=True,
+    retries=2,
+    backoff=WAIT_BEFORE_RETRY_S,
+    backoff_max=WAIT_BEFORE_RETRY_S,
+    jitter=0,
+)
+def exclusive_flaky(ctx, params):
+    """Fails its first attempt, then waits WAIT_BEFORE_RETRY_S to retry (a broker restart
+    in that window loses the retry's message)."""
+    if ctx.run.attempt < int(params.get("succeed_on", 2)):
+        raise RuntimeError(f"attempt {ctx.run.attempt} failed on purpose")
+    return {"attempt": ctx.run.attempt}
+
+
+@register_once("test_busy")
+def busy(ctx, params):
+    """Keeps a worker busy for `seconds`."""
+    deadline = time.monotonic() + float(params.get("seconds", 10))
+    step = 0
+    while time.monotonic() < deadline:
+        step += 1
+        ctx.progress(step, None, "busy")
+        time.sleep(0.05)
+    return {"steps": step}
