@@ -1,11 +1,18 @@
-"""Index suggestions for the slow statements of a PostgreSQL warehouse.
+"""Index suggestions for the workload of a PostgreSQL warehouse.
 
-For each slow statement: parse it with pglast, collect candidate indexes from its
-equality and range predicates, join columns and ORDER BY (column order by
-selectivity from pg_stats), and price each candidate with a hypopg hypothetical
-index (EXPLAIN cost before/after, generic plans for `$n` statements). A candidate
-is kept when it cuts the statement's cost by at least the configured margin and no
-existing index already covers it; candidates are then merged across statements.
+Statements are chosen by weight, not by a mean-time threshold: ranked by total time
+(calls x mean), the heaviest that together make the configured share (95%) of the
+time of the statements an index could serve, at most a bounded count. A plan whose
+cost is already under the cost floor (like Dexter's 100) is left alone, and nothing
+is proposed on system or extension-owned relations or on tiny ones.
+
+For each chosen statement: parse it with pglast (views expanded to their base
+tables, CTEs and subqueries read), collect candidate indexes from its equality and
+range predicates, join columns and ORDER BY (column order by selectivity from
+pg_stats), and price each candidate with a hypopg hypothetical index (EXPLAIN cost
+before/after, generic plans for `$n` statements). A candidate is kept when it cuts
+the statement's cost by at least the configured margin and no existing index
+already covers it; candidates are then merged across statements.
 Read-only: hypothetical indexes live in the advisor's own session and are reset.
 """
 
@@ -16,16 +23,43 @@ from typing import Any
 import psycopg
 from django.conf import settings
 
-from . import parsing, pg
+from . import parsing, pg, workload
 from .connection import ExtensionMissing, open_warehouse, require_extension
 
 MAX_INDEX_COLUMNS = 3
 NARROWER_WITHIN = 0.02  # prefer fewer columns when the cost is this close to the best
 HEURISTIC_MIN_ROWS = 10_000
+MAX_VIEW_DEPTH = 8  # views over views: deeper than this is a cycle or a pathology
+INDEXABLE_RELKINDS = ("r", "p", "m")
 
 
 def min_cost_cut() -> float:
     return float(getattr(settings, "QUERIES_MIN_COST_CUT", 0.5))
+
+
+@dataclass
+class Options:
+    """What the advisor looks at. Defaults come from settings (QUERIES_ADVISOR_*)."""
+
+    workload_share: float = 0.95  # statements making this share of the workload's time
+    max_statements: int = 100
+    min_calls: int = 1
+    min_mean_ms: float = 0.0
+    min_cost: float = 100.0  # plans cheaper than this are already fine (Dexter's floor)
+    min_table_rows: int = 10_000  # a table smaller than this is read whole anyway
+    margin: float = 0.5  # the cost cut an index must give a statement
+    containing: str | None = None
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> "Options":
+        prefix = "QUERIES_ADVISOR_"
+        values = {
+            name: getattr(settings, prefix + name.upper(), default)
+            for name, default in asdict(cls()).items()
+        }
+        values["margin"] = min_cost_cut()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
 
 @dataclass
@@ -88,15 +122,29 @@ class Advice:
     warehouse: str
     suggestions: list[Suggestion] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    why_not: list[Skipped] = field(default_factory=list)  # chosen, but no suggestion
     analysed: int = 0
     hypopg: bool = True
     notes: list[str] = field(default_factory=list)
+    workload_ms: float = 0.0  # total time of the statements an index could serve
+    chosen_ms: float = 0.0  # of which the chosen statements
+
+    @property
+    def chosen_share(self) -> float:
+        return self.chosen_ms / self.workload_ms if self.workload_ms else 0.0
+
+    @property
+    def chosen_percent(self) -> float:
+        return 100 * self.chosen_share
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "warehouse": self.warehouse,
             "method": "hypopg" if self.hypopg else "heuristic",
             "analysed": self.analysed,
+            "workload_ms": round(self.workload_ms, 3),
+            "chosen_share": round(self.chosen_share, 4),
+            "why_not": [asdict(w) for w in self.why_not],
             "notes": self.notes,
             "suggestions": [s.as_dict() for s in self.suggestions],
             "skipped": [asdict(s) for s in self.skipped],
@@ -122,9 +170,11 @@ def index_name(table: str, columns: list[str]) -> str:
 class _Catalog:
     """Caches what the advisor reads about tables while it works on many statements."""
 
-    def __init__(self, conn: psycopg.Connection):
+    def __init__(self, conn: psycopg.Connection, options: Options | None = None):
         self.conn = conn
+        self.options = options or Options()
         self._tables: dict[tuple, dict | None] = {}
+        self._views: dict[int, parsing.Shape | None] = {}
         self._columns: dict[int, list[str]] = {}
         self._stats: dict[int, dict] = {}
         self._indexes: dict[int, list[dict]] = {}
@@ -132,8 +182,31 @@ class _Catalog:
     def table(self, ref: parsing.TableRef) -> dict | None:
         key = (ref.schema, ref.name)
         if key not in self._tables:
-            self._tables[key] = pg.resolve_table(self.conn, ref.schema, ref.name)
+            self._tables[key] = workload.relation(self.conn, ref.schema, ref.name)
         return self._tables[key]
+
+    def view_shape(self, table: dict) -> parsing.Shape | None:
+        """What a view's own SELECT filters and joins on, and what its columns are."""
+        if table["oid"] not in self._views:
+            try:
+                body = workload.view_definition(self.conn, table["oid"]).rstrip().rstrip(";")
+                self._views[table["oid"]] = parsing.shape_of(body)
+            except parsing.UnparsableStatement:
+                self._views[table["oid"]] = None
+        return self._views[table["oid"]]
+
+    def unfit(self, table: dict) -> str | None:
+        """Why no index is proposed on this relation (None: it may get one)."""
+        if table["is_system"] or table["extension_owned"]:
+            return f"{table['schema']}.{table['table']} belongs to the system or an extension"
+        if table["relkind"] not in INDEXABLE_RELKINDS:
+            return f"{table['schema']}.{table['table']} is not a table"
+        if table["reltuples"] < self.options.min_table_rows:
+            return (
+                f"tiny table: {table['schema']}.{table['table']} has "
+                f"{int(table['reltuples'])} rows, read whole anyway"
+            )
+        return None
 
     def columns(self, table: dict) -> list[str]:
         if table["oid"] not in self._columns:
@@ -167,37 +240,78 @@ class _Catalog:
         return False
 
 
-def _owner(use: parsing.ColumnUse, shape: parsing.Shape, catalog: _Catalog) -> dict | None:
-    """The table a column belongs to (an unqualified column: the one table that has it)."""
+def expand_views(shape: parsing.Shape, catalog: _Catalog) -> None:
+    """Fold each view's own filters and joins (recursively) into the statement's shape,
+    so the base tables under a view are considered too."""
+    seen: set[int] = set()
+    for depth_ref in shape.tables:  # grows while views are expanded
+        table = catalog.table(depth_ref)
+        if table is None or table["relkind"] != "v" or table["oid"] in seen:
+            continue
+        seen.add(table["oid"])
+        if len(seen) > MAX_VIEW_DEPTH * 4:
+            break
+        body = catalog.view_shape(table)
+        if body is None:
+            continue
+        shape.tables.extend(body.tables)
+        shape.equality.extend(body.equality)
+        shape.ranges.extend(body.ranges)
+        shape.joins.extend(body.joins)
+        shape.unindexable.extend(body.unindexable)
+
+
+def _owner(
+    use: parsing.ColumnUse, shape: parsing.Shape, catalog: _Catalog, depth: int = 0
+) -> tuple[dict, str] | None:
+    """The table and column a column use reads (an unqualified column: the one table
+    that has it; a view's column: the base column it stands for)."""
     refs = [use.table] if use.table is not None else shape.tables
-    owners = []
+    owners: dict[tuple[int, str], tuple[dict, str]] = {}
     for ref in refs:
         table = catalog.table(ref)
-        if table is not None and use.column in catalog.columns(table):
-            owners.append(table)
-    return owners[0] if len(owners) == 1 else None
+        if table is None or use.column not in catalog.columns(table):
+            continue
+        if table["relkind"] == "v":
+            body = catalog.view_shape(table) if depth < MAX_VIEW_DEPTH else None
+            inner = body.outputs.get(use.column) if body is not None else None
+            found = _owner(inner, body, catalog, depth + 1) if inner is not None else None
+        else:
+            found = (table, use.column)
+        if found is not None:
+            owners[(found[0]["oid"], found[1])] = found
+    return next(iter(owners.values())) if len(owners) == 1 else None
 
 
-def candidates(shape: parsing.Shape, catalog: _Catalog) -> list[tuple[dict, tuple[str, ...]]]:
-    """Candidate (table, columns) for one statement, not already covered by an index."""
+def candidates(
+    shape: parsing.Shape, catalog: _Catalog, unfit: list[str] | None = None
+) -> list[tuple[dict, tuple[str, ...]]]:
+    """Candidate (table, columns) for one statement, not already covered by an index.
+    Relations that get no index (system, extension, tiny) add their reason to `unfit`."""
     per_table: dict[int, dict[str, Any]] = {}
+    unfit = [] if unfit is None else unfit
 
-    def slot(table: dict) -> dict[str, Any]:
+    def slot(table: dict) -> dict[str, Any] | None:
+        reason = catalog.unfit(table)
+        if reason is not None:
+            if reason not in unfit:
+                unfit.append(reason)
+            return None
         return per_table.setdefault(
             table["oid"], {"table": table, "eq": [], "range": [], "join": [], "order": []}
         )
 
     for kind, uses in (("eq", shape.equality), ("range", shape.ranges), ("join", shape.joins)):
         for use in uses:
-            table = _owner(use, shape, catalog)
-            if table is not None and use.column not in slot(table)[kind]:
-                slot(table)[kind].append(use.column)
-    order_tables = {
-        t["oid"] for use, _ in shape.order_by if (t := _owner(use, shape, catalog)) is not None
-    }
-    if len(order_tables) == 1 and len(shape.order_by) <= MAX_INDEX_COLUMNS:
-        table = _owner(shape.order_by[0][0], shape, catalog)
-        slot(table)["order"] = [use.column for use, _ in shape.order_by]
+            owner = _owner(use, shape, catalog)
+            entry = slot(owner[0]) if owner is not None else None
+            if entry is not None and owner[1] not in entry[kind]:
+                entry[kind].append(owner[1])
+    ordered = [_owner(use, shape, catalog) for use, _ in shape.order_by]
+    order_tables = {o[0]["oid"] for o in ordered if o is not None}
+    one_table = ordered and None not in ordered and len(order_tables) == 1
+    if one_table and len(ordered) <= MAX_INDEX_COLUMNS and (entry := slot(ordered[0][0])):
+        entry["order"] = [column for _, column in ordered]
 
     found: list[tuple[dict, tuple[str, ...]]] = []
     for entry in per_table.values():
@@ -288,18 +402,39 @@ def _merge_prefixes(conn, found: dict, texts: dict, margin: float) -> None:
             del found[key]
 
 
-def suggest_indexes(
-    warehouse: str,
-    *,
-    min_mean_ms: float | None = None,
-    containing: str | None = None,
-    limit: int = 200,
-    margin: float | None = None,
-) -> Advice:
-    """Suggest indexes for warehouse `warehouse`'s slow statements. Changes nothing:
-    hypothetical indexes exist only in this session and are reset after each use."""
-    margin = min_cost_cut() if margin is None else margin
-    min_mean_ms = settings.SLOW_QUERY_MS if min_mean_ms is None else min_mean_ms
+def choose_statements(
+    rows: list[dict], options: Options, advice: Advice
+) -> list[tuple[dict, parsing.Shape]]:
+    """The statements worth analysing: of those an index could serve (SELECT, UPDATE,
+    DELETE), heaviest total time first, until they make `workload_share` of their time
+    (at most `max_statements`). Unparsable and DDL/utility ones are listed as skipped."""
+    servable: list[tuple[dict, parsing.Shape]] = []
+    for row in rows:
+        try:
+            shape = parsing.shape_of(row["query"])
+        except parsing.UnparsableStatement as exc:
+            advice.skipped.append(Skipped(row["queryid"], row["query"], f"unparsable: {exc}"))
+            continue
+        if shape.kind in ("select", "update", "delete"):
+            servable.append((row, shape))
+    servable.sort(key=lambda pair: -pair[0]["total_ms"])
+    advice.workload_ms = sum(row["total_ms"] for row, _ in servable)
+    chosen: list[tuple[dict, parsing.Shape]] = []
+    for row, shape in servable:
+        if len(chosen) >= options.max_statements:
+            break
+        if chosen and advice.chosen_ms >= options.workload_share * advice.workload_ms:
+            break
+        chosen.append((row, shape))
+        advice.chosen_ms += row["total_ms"]
+    return chosen
+
+
+def suggest_indexes(warehouse: str, **overrides: Any) -> Advice:
+    """Suggest indexes for the heaviest statements of warehouse `warehouse` (see the
+    module docstring; `overrides` are Options fields). Changes nothing: hypothetical
+    indexes exist only in this session and are reset after each use."""
+    options = Options.from_settings(**overrides)
     advice = Advice(warehouse=warehouse)
     with open_warehouse(warehouse) as conn:
         require_extension(conn, "pg_stat_statements", warehouse)
@@ -312,12 +447,17 @@ def suggest_indexes(
                 "(sequential scans of big tables filtered on a selective column) "
                 "and carry no cost after."
             )
-        rows = pg.statements(conn, min_mean_ms=min_mean_ms, containing=containing, limit=limit)
-        catalog = _Catalog(conn)
+        rows = workload.statements_by_weight(
+            conn,
+            min_calls=options.min_calls,
+            min_mean_ms=options.min_mean_ms,
+            containing=options.containing,
+        )
+        catalog = _Catalog(conn, options)
         found: dict[tuple, Suggestion] = {}
         texts: dict[int, tuple[str, int]] = {}
-        for row in rows:
-            outcome = _advise_statement(conn, catalog, row, advice, margin)
+        for row, shape in choose_statements(rows, options, advice):
+            outcome = _advise_statement(conn, catalog, row, shape, advice, options)
             if outcome is None:
                 continue
             table, columns, helped, size, parameters = outcome
@@ -334,51 +474,69 @@ def suggest_indexes(
                 )
             found[key].helps.append(helped)
         if advice.hypopg:
-            _merge_prefixes(conn, found, texts, margin)
+            _merge_prefixes(conn, found, texts, options.margin)
     advice.suggestions = sorted(
         found.values(), key=lambda s: -(s.cost_before - (s.cost_after or 0))
     )
     return advice
 
 
-def _advise_statement(conn, catalog: _Catalog, row: dict, advice: Advice, margin: float):
-    """The best candidate for one statement, or None (recording why it was skipped)."""
+def _advise_statement(
+    conn, catalog: _Catalog, row: dict, shape: parsing.Shape, advice: Advice, options: Options
+):
+    """The best candidate for one statement, or None (recording why not)."""
     queryid, text = row["queryid"], row["query"]
-    try:
-        shape = parsing.shape_of(text)
-    except parsing.UnparsableStatement as exc:
-        advice.skipped.append(Skipped(queryid, text, f"unparsable: {exc}"))
-        return None
-    if shape.kind in ("ddl", "utility"):
-        advice.skipped.append(Skipped(queryid, text, f"{shape.kind} statement: nothing to index"))
-        return None
-    if shape.kind == "insert":
-        return None
+
+    def why_not(reason: str) -> None:
+        advice.why_not.append(Skipped(queryid, text, reason))
+
     advice.analysed += 1
-    options = candidates(shape, catalog)
-    if not options:
+    expand_views(shape, catalog)
+    unfit: list[str] = []
+    options_found = candidates(shape, catalog, unfit)
+    if not options_found:
+        why_not(_nothing_to_index(shape, unfit))
         return None
     try:
         before = plan_cost(conn, text, shape.parameters)
     except psycopg.Error as exc:
         advice.skipped.append(Skipped(queryid, text, f"EXPLAIN failed: {_first_line(exc)}"))
         return None
+    if before < options.min_cost:
+        why_not(f"plan already cheap: cost {before:.1f} is under the floor {options.min_cost:g}")
+        return None
     if not advice.hypopg:
         scanned = _seq_scanned(plan_of(conn, text, shape.parameters)["Plan"])
-        return _heuristic(catalog, row, shape, options, before, scanned)
+        return _heuristic(catalog, row, shape, options_found, before, scanned)
     priced = []
-    for table, columns in options:
+    for table, columns in options_found:
         try:
             cost, size = _price(conn, text, shape.parameters, table, columns)
         except psycopg.Error:
             continue  # e.g. a column type with no b-tree operator class: not a candidate
         priced.append((table, columns, cost, size))
-    best = _best(priced, before, margin)
+    best = _best(priced, before, options.margin)
     if best is None:
+        why_not(
+            "the planner prefers its current plan at this selectivity: no candidate "
+            f"cuts cost {before:.1f} by {options.margin:.0%}"
+        )
         return None
     table, columns, cost, size = best
     helped = Helped(queryid, text, before, cost, row["calls"], row["mean_ms"])
     return table, columns, helped, size, shape.parameters
+
+
+def _nothing_to_index(shape: parsing.Shape, unfit: list[str]) -> str:
+    """The one-line reason a statement has no candidate index at all."""
+    if unfit:
+        return unfit[0]
+    if shape.unindexable:
+        column = shape.unindexable[0].column
+        return f"a function or LIKE pattern on {column}: a plain index cannot serve it"
+    if shape.equality or shape.ranges or shape.joins or shape.order_by:
+        return "already indexed: an existing index starts with the filtered columns"
+    return "no filter, join or order an index could serve"
 
 
 def _heuristic(catalog: _Catalog, row: dict, shape, options, before: float, scanned: set):

@@ -123,6 +123,8 @@ class Command(BaseCommand):
             self.stdout.write(f"    cost {s.cost_before:.1f} -> {after}; helps {ids}")
         if not advice.suggestions:
             self.stdout.write("No index suggestion.")
+        for item in advice.why_not:
+            self.stdout.write(f"why not {item.queryid}: {item.reason}")
         for item in report.redundant:
             self.stdout.write(
                 f"redundant: {item['name']} is a {item['reason']} {item['covered_by']}"
