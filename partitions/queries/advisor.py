@@ -17,13 +17,14 @@ Read-only: hypothetical indexes live in the advisor's own session and are reset.
 """
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
 from django.conf import settings
 
-from . import parsing, pg, workload
+from . import parsing, pg, pg_partitioned, workload
 from .connection import ExtensionMissing, open_warehouse, require_extension
 
 MAX_INDEX_COLUMNS = 3
@@ -81,14 +82,25 @@ class Suggestion:
     helps: list[Helped] = field(default_factory=list)
     size_bytes: int | None = None
     method: str = "hypopg"  # or "heuristic" when hypopg is missing
+    relkind: str = "r"  # "p": a partitioned table, built ON ONLY + per partition
+
+    @property
+    def partitioned(self) -> bool:
+        return self.relkind == "p"
 
     @property
     def create_statement(self) -> str:
         cols = ", ".join(_quote(c) for c in self.columns)
-        return (
-            f"CREATE INDEX CONCURRENTLY {_quote(self.name)} "
-            f"ON {_quote(self.schema)}.{_quote(self.table)} ({cols})"
-        )
+        target = f"{_quote(self.schema)}.{_quote(self.table)}"
+        if self.partitioned:
+            # CONCURRENTLY is refused on a partitioned table: the apply job builds
+            # each partition's index concurrently and attaches it to this one.
+            return (
+                f"CREATE INDEX {_quote(self.name)} ON ONLY {target} ({cols}); "
+                "-- then per partition: CREATE INDEX CONCURRENTLY …; "
+                f"ALTER INDEX {_quote(self.schema)}.{_quote(self.name)} ATTACH PARTITION …"
+            )
+        return f"CREATE INDEX CONCURRENTLY {_quote(self.name)} ON {target} ({cols})"
 
     @property
     def cost_before(self) -> float:
@@ -353,10 +365,23 @@ def _seq_scanned(node: dict) -> set[str]:
     return found
 
 
+def _hypothetical(conn, table: dict, columns: Sequence[str]) -> int:
+    """Hypothetical index on the table; on a partitioned table, on each leaf partition
+    too (the planner reads partitions' indexes, hypopg knows no index inheritance).
+    Returns the estimated size in bytes."""
+    size = pg.hypothetical_index(conn, table["schema"], table["table"], columns)["size_bytes"]
+    if table.get("relkind") == "p":
+        for child in pg_partitioned.partitions(conn, table["schema"], table["table"]):
+            if child["is_leaf"]:
+                hypo = pg.hypothetical_index(conn, child["schema"], child["table"], columns)
+                size += hypo["size_bytes"]
+    return size
+
+
 def _price(conn, text: str, parameters: int, table: dict, columns: tuple[str, ...]) -> tuple:
-    hypo = pg.hypothetical_index(conn, table["schema"], table["table"], columns)
+    size = _hypothetical(conn, table, columns)
     try:
-        return plan_cost(conn, text, parameters), hypo["size_bytes"]
+        return plan_cost(conn, text, parameters), size
     finally:
         pg.drop_hypothetical_indexes(conn)
 
@@ -386,7 +411,7 @@ def _merge_prefixes(conn, found: dict, texts: dict, margin: float) -> None:
         if not wider or key not in found:
             continue
         target = found[wider[0]]
-        table_row = {"schema": schema, "table": table}
+        table_row = {"schema": schema, "table": table, "relkind": found[key].relkind}
         repriced = []
         for helped in found[key].helps:
             text, params = texts[helped.queryid]
@@ -471,6 +496,7 @@ def suggest_indexes(warehouse: str, **overrides: Any) -> Advice:
                     name=index_name(table["table"], list(columns)),
                     size_bytes=size,
                     method="hypopg" if advice.hypopg else "heuristic",
+                    relkind=table["relkind"],
                 )
             found[key].helps.append(helped)
         if advice.hypopg:
