@@ -24,11 +24,11 @@ from typing import Any
 import psycopg
 from django.conf import settings
 
-from . import parsing, pg, pg_partitioned, workload
+from . import parsing, pg, pg_partitioned, selection, workload, writecost
 from .connection import ExtensionMissing, open_warehouse, require_extension
 
 MAX_INDEX_COLUMNS = 3
-NARROWER_WITHIN = 0.02  # prefer fewer columns when the cost is this close to the best
+MAX_RESELECTIONS = 4  # choose again without the not-worth-it ones, at most this often
 HEURISTIC_MIN_ROWS = 10_000
 MAX_VIEW_DEPTH = 8  # views over views: deeper than this is a cycle or a pathology
 INDEXABLE_RELKINDS = ("r", "p", "m")
@@ -50,6 +50,16 @@ class Options:
     min_table_rows: int = 10_000  # a table smaller than this is read whole anyway
     margin: float = 0.5  # the cost cut an index must give a statement
     containing: str | None = None
+    max_indexes: int = 10  # the budget: indexes in all,
+    max_per_table: int = 3  # on one table,
+    max_total_mb: float | None = None  # and their total estimated size
+    index_write_cost: float = writecost.INDEX_ENTRY_COST
+    include_tables: tuple[str, ...] = ()  # "table" or "schema.table"; empty: all
+    exclude_tables: tuple[str, ...] = ()
+
+    def budget(self) -> selection.Budget:
+        total = None if self.max_total_mb is None else int(self.max_total_mb * 1024 * 1024)
+        return selection.Budget(self.max_indexes, self.max_per_table, total)
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> "Options":
@@ -83,6 +93,18 @@ class Suggestion:
     size_bytes: int | None = None
     method: str = "hypopg"  # or "heuristic" when hypopg is missing
     relkind: str = "r"  # "p": a partitioned table, built ON ONLY + per partition
+    writes: writecost.IndexWrites | None = None
+
+    @property
+    def saved(self) -> float:
+        """Planner cost saved over the statements' calls (the gain the budget weighs)."""
+        return sum(
+            max(h.calls, 1) * (h.cost_before - (h.cost_after or h.cost_before)) for h in self.helps
+        )
+
+    @property
+    def worth_it(self) -> bool:
+        return self.writes is None or self.saved >= self.writes.cost
 
     @property
     def partitioned(self) -> bool:
@@ -119,6 +141,8 @@ class Suggestion:
         after = self.cost_after
         data["cost_after"] = round(after, 2) if after is not None else None
         data["create_statement"] = self.create_statement
+        data["saved"] = round(self.saved, 2)
+        data["worth_it"] = self.worth_it
         return data
 
 
@@ -139,6 +163,8 @@ class Advice:
     hypopg: bool = True
     notes: list[str] = field(default_factory=list)
     workload_ms: float = 0.0  # total time of the statements an index could serve
+    not_worth_it: list[Suggestion] = field(default_factory=list)  # gain < write cost
+    saved_share: float = 0.0  # of the analysed statements' cost (calls x plan cost)
     chosen_ms: float = 0.0  # of which the chosen statements
 
     @property
@@ -156,6 +182,8 @@ class Advice:
             "analysed": self.analysed,
             "workload_ms": round(self.workload_ms, 3),
             "chosen_share": round(self.chosen_share, 4),
+            "saved_share": round(self.saved_share, 4),
+            "not_worth_it": [s.as_dict() for s in self.not_worth_it],
             "why_not": [asdict(w) for w in self.why_not],
             "notes": self.notes,
             "suggestions": [s.as_dict() for s in self.suggestions],
@@ -211,6 +239,11 @@ class _Catalog:
         """Why no index is proposed on this relation (None: it may get one)."""
         if table["is_system"] or table["extension_owned"]:
             return f"{table['schema']}.{table['table']} belongs to the system or an extension"
+        names = {table["table"], f"{table['schema']}.{table['table']}"}
+        if self.options.include_tables and not names & set(self.options.include_tables):
+            return f"{table['schema']}.{table['table']} is not among the included tables"
+        if names & set(self.options.exclude_tables):
+            return f"{table['schema']}.{table['table']} is excluded"
         if table["relkind"] not in INDEXABLE_RELKINDS:
             return f"{table['schema']}.{table['table']} is not a table"
         if table["reltuples"] < self.options.min_table_rows:
@@ -386,45 +419,29 @@ def _price(conn, text: str, parameters: int, table: dict, columns: tuple[str, ..
         pg.drop_hypothetical_indexes(conn)
 
 
-def _best(priced: list[tuple], cost_before: float, margin: float) -> tuple | None:
-    """The candidate with the lowest cost, or a narrower one that is nearly as good."""
-    good = [p for p in priced if p[2] <= cost_before * (1 - margin)]
-    if not good:
-        return None
-    lowest = min(p[2] for p in good)
-    close = [p for p in good if p[2] <= lowest * (1 + NARROWER_WITHIN) + 0.01]
-    return min(close, key=lambda p: (len(p[1]), p[2]))
-
-
-def _merge_prefixes(conn, found: dict, texts: dict, margin: float) -> None:
-    """Fold a suggestion into a wider one on the same table when the wider index still
-    gives each of its statements the required cut (one index serving many)."""
-    for key in sorted(found, key=lambda k: len(k[2])):
-        schema, table, columns = key
-        wider = [
-            k
-            for k in found
-            if k[:2] == (schema, table)
-            and len(k[2]) > len(columns)
-            and k[2][: len(columns)] == columns
-        ]
-        if not wider or key not in found:
-            continue
-        target = found[wider[0]]
-        table_row = {"schema": schema, "table": table, "relkind": found[key].relkind}
-        repriced = []
-        for helped in found[key].helps:
-            text, params = texts[helped.queryid]
+def _price_wider(conn, priced: list, texts: dict, tables: dict, sizes: dict, margin) -> None:
+    """Price each statement with the wider candidates its own candidates lead (a
+    composite can serve a statement that filters on its first column only), so the
+    selection can merge prefixes into one index serving many."""
+    for statement in priced:
+        row, parameters = texts[statement.queryid]
+        for wide in list(sizes):
+            if wide in statement.cost_with:
+                continue
+            led = any(
+                key[:2] == wide[:2]
+                and len(key[2]) < len(wide[2])
+                and wide[2][: len(key[2])] == key[2]
+                for key in statement.cost_with
+            )
+            if not led:
+                continue
             try:
-                cost, _ = _price(conn, text, params, table_row, target.columns)
+                cost, _ = _price(conn, row["query"], parameters, tables[wide], wide[2])
             except psycopg.Error:
-                break
-            if cost > helped.cost_before * (1 - margin):
-                break
-            repriced.append(Helped(**{**asdict(helped), "cost_after": cost}))
-        else:
-            target.helps.extend(repriced)
-            del found[key]
+                continue
+            if cost < statement.cost_before:
+                statement.cost_with[wide] = cost
 
 
 def choose_statements(
@@ -479,38 +496,119 @@ def suggest_indexes(warehouse: str, **overrides: Any) -> Advice:
             containing=options.containing,
         )
         catalog = _Catalog(conn, options)
-        found: dict[tuple, Suggestion] = {}
-        texts: dict[int, tuple[str, int]] = {}
-        for row, shape in choose_statements(rows, options, advice):
-            outcome = _advise_statement(conn, catalog, row, shape, advice, options)
-            if outcome is None:
-                continue
-            table, columns, helped, size, parameters = outcome
-            texts[row["queryid"]] = (row["query"], parameters)
-            key = (table["schema"], table["table"], columns)
-            if key not in found:
-                found[key] = Suggestion(
-                    schema=table["schema"],
-                    table=table["table"],
-                    columns=list(columns),
-                    name=index_name(table["table"], list(columns)),
-                    size_bytes=size,
-                    method="hypopg" if advice.hypopg else "heuristic",
-                    relkind=table["relkind"],
-                )
-            found[key].helps.append(helped)
+        chosen = choose_statements(rows, options, advice)
         if advice.hypopg:
-            _merge_prefixes(conn, found, texts, options.margin)
-    advice.suggestions = sorted(
-        found.values(), key=lambda s: -(s.cost_before - (s.cost_after or 0))
-    )
+            _advise_workload(conn, catalog, chosen, rows, advice, options)
+        else:
+            _advise_heuristically(conn, catalog, chosen, advice, options)
     return advice
 
 
-def _advise_statement(
+def _advise_workload(conn, catalog: _Catalog, chosen: list, rows: list, advice, options) -> None:
+    """Price every chosen statement's candidates, then choose one set of indexes for
+    the workload under the budget; candidates whose write cost outweighs their gain
+    are marked not worth it and the set is chosen again without them."""
+    priced: list[selection.Priced] = []
+    texts: dict[int, tuple[dict, int]] = {}
+    tables: dict[selection.Key, dict] = {}
+    sizes: dict[selection.Key, int] = {}
+    for row, shape in chosen:
+        found = _price_statement(conn, catalog, row, shape, advice, options)
+        if found is None:
+            continue
+        before, options_priced = found
+        texts[row["queryid"]] = (row, shape.parameters)
+        statement = selection.Priced(row["queryid"], max(row["calls"], 1), before)
+        for table, columns, cost, size in options_priced:
+            key = (table["schema"], table["table"], columns)
+            tables[key], sizes[key] = table, size
+            if cost < before:
+                statement.cost_with[key] = cost
+        priced.append(statement)
+    _price_wider(conn, priced, texts, tables, sizes, options.margin)
+    writes = writecost.WriteCosts(conn, rows, options.index_write_cost)
+    by_id = {p.queryid: p for p in priced}
+    excluded: set[selection.Key] = set()
+    for _ in range(MAX_RESELECTIONS):
+        picked = selection.choose(priced, sizes, options.budget(), options.margin, excluded)
+        suggestions = [_suggestion(c, tables[c.key], texts, by_id, writes) for c in picked]
+        costly = [s for s in suggestions if not s.worth_it]
+        if not costly:
+            break
+        advice.not_worth_it.extend(costly)
+        excluded |= {(s.schema, s.table, tuple(s.columns)) for s in costly}
+    advice.suggestions = sorted(suggestions, key=lambda s: -s.saved)
+    workload_cost = sum(p.calls * p.cost_before for p in priced)
+    advice.saved_share = sum(s.saved for s in advice.suggestions) / workload_cost if priced else 0
+    _explain_unserved(priced, texts, advice, excluded, options)
+
+
+def _suggestion(chosen, table: dict, texts: dict, by_id: dict, writes) -> Suggestion:
+    schema, name, columns = chosen.key
+    suggestion = Suggestion(
+        schema=schema,
+        table=name,
+        columns=list(columns),
+        name=index_name(name, list(columns)),
+        size_bytes=chosen.size_bytes,
+        relkind=table["relkind"],
+    )
+    for queryid, cost in chosen.serves.items():
+        row, _ = texts[queryid]
+        before = by_id[queryid].cost_before
+        suggestion.helps.append(
+            Helped(queryid, row["query"], before, cost, row["calls"], row["mean_ms"])
+        )
+    suggestion.writes = writes.for_index(table, list(columns))
+    return suggestion
+
+
+def _explain_unserved(priced: list, texts: dict, advice, excluded: set, options) -> None:
+    """A "why not" line for each priced statement no chosen index serves."""
+    served = {h.queryid for s in advice.suggestions for h in s.helps}
+    for statement in priced:
+        if statement.queryid in served:
+            continue
+        row, _ = texts[statement.queryid]
+        halving = [
+            key
+            for key, cost in statement.cost_with.items()
+            if cost <= statement.cost_before * (1 - options.margin)
+        ]
+        if halving and all(key in excluded for key in halving):
+            reason = "not worth it: the index's write cost outweighs what it saves"
+        elif halving:
+            reason = "left out by the budget (max indexes, per table or total size)"
+        else:
+            reason = (
+                "the planner prefers its current plan at this selectivity: no candidate "
+                f"cuts cost {statement.cost_before:.1f} by {options.margin:.0%}"
+            )
+        advice.why_not.append(Skipped(statement.queryid, row["query"], reason))
+
+
+def _price_statement(
     conn, catalog: _Catalog, row: dict, shape: parsing.Shape, advice: Advice, options: Options
-):
-    """The best candidate for one statement, or None (recording why not)."""
+) -> tuple[float, list[tuple]] | None:
+    """The statement's cost and each candidate's (table, columns, cost with it, size),
+    or None (recording why not)."""
+    text = row["query"]
+    candidates_found = _candidates_or_why_not(conn, catalog, row, shape, advice, options)
+    if candidates_found is None:
+        return None
+    before, options_found = candidates_found
+    priced = []
+    for table, columns in options_found:
+        try:
+            cost, size = _price(conn, text, shape.parameters, table, columns)
+        except psycopg.Error:
+            continue  # e.g. a column type with no b-tree operator class: not a candidate
+        priced.append((table, columns, cost, size))
+    return before, priced
+
+
+def _candidates_or_why_not(conn, catalog, row, shape, advice, options) -> tuple | None:
+    """(cost before, candidates) of a statement worth pricing; None with a why-not."""
     queryid, text = row["queryid"], row["query"]
 
     def why_not(reason: str) -> None:
@@ -531,26 +629,36 @@ def _advise_statement(
     if before < options.min_cost:
         why_not(f"plan already cheap: cost {before:.1f} is under the floor {options.min_cost:g}")
         return None
-    if not advice.hypopg:
-        scanned = _seq_scanned(plan_of(conn, text, shape.parameters)["Plan"])
-        return _heuristic(catalog, row, shape, options_found, before, scanned)
-    priced = []
-    for table, columns in options_found:
-        try:
-            cost, size = _price(conn, text, shape.parameters, table, columns)
-        except psycopg.Error:
-            continue  # e.g. a column type with no b-tree operator class: not a candidate
-        priced.append((table, columns, cost, size))
-    best = _best(priced, before, options.margin)
-    if best is None:
-        why_not(
-            "the planner prefers its current plan at this selectivity: no candidate "
-            f"cuts cost {before:.1f} by {options.margin:.0%}"
+    return before, options_found
+
+
+def _advise_heuristically(conn, catalog: _Catalog, chosen: list, advice, options) -> None:
+    """Without hypopg: one suggestion per statement from the plan's sequential scans."""
+    found: dict[tuple, Suggestion] = {}
+    for row, shape in chosen:
+        candidates_found = _candidates_or_why_not(conn, catalog, row, shape, advice, options)
+        if candidates_found is None:
+            continue
+        before, options_found = candidates_found
+        scanned = _seq_scanned(plan_of(conn, row["query"], shape.parameters)["Plan"])
+        outcome = _heuristic(catalog, row, shape, options_found, before, scanned)
+        if outcome is None:
+            continue
+        table, columns, helped, _, _ = outcome
+        key = (table["schema"], table["table"], columns)
+        suggestion = found.setdefault(
+            key,
+            Suggestion(
+                schema=table["schema"],
+                table=table["table"],
+                columns=list(columns),
+                name=index_name(table["table"], list(columns)),
+                method="heuristic",
+                relkind=table["relkind"],
+            ),
         )
-        return None
-    table, columns, cost, size = best
-    helped = Helped(queryid, text, before, cost, row["calls"], row["mean_ms"])
-    return table, columns, helped, size, shape.parameters
+        suggestion.helps.append(helped)
+    advice.suggestions = list(found.values())
 
 
 def _nothing_to_index(shape: parsing.Shape, unfit: list[str]) -> str:

@@ -65,6 +65,7 @@ class Shape:
     unindexable: list[ColumnUse] = field(default_factory=list)  # LIKE, functions of a column
     read_only: bool = False  # a plain SELECT: no locking clause, INTO, or writing CTE
     outputs: dict[str, ColumnUse | None] = field(default_factory=dict)  # a SELECT's columns
+    set_columns: list[str] = field(default_factory=list)  # the columns an UPDATE sets
 
     @property
     def explainable(self) -> bool:
@@ -133,6 +134,8 @@ def shape_of(text: str) -> Shape:
         table = _table(stmt.relation)
         shape.tables.append(table)
         _where(stmt.whereClause, {table.key: table}, shape, {})
+        if isinstance(stmt, ast.UpdateStmt):
+            shape.set_columns = [t.name for t in stmt.targetList or () if t.name]
     return shape
 
 

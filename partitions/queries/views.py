@@ -15,7 +15,7 @@ from opsconsole.roles import has_role, role_required
 from . import activity, advisor, apply, bigquery, health, slow, targets
 from .connection import QueriesError
 from .explain import explain_statement
-from .forms import ConfirmForm, ExplainForm, SlowFilterForm
+from .forms import ConfirmForm, ExplainForm, IndexAdvisorForm, SlowFilterForm
 
 
 def _warehouse(request) -> str | None:
@@ -168,8 +168,8 @@ def indexes(request):
     context = {
         "warehouse": _warehouse(request),
         "warehouses": list(targets.postgres_warehouses()),
-        "min_ms": request.GET.get("min_ms", ""),
-        "schema": request.GET.get("schema", ""),
+        "form": IndexAdvisorForm(request.GET or None),
+        "query": request.GET.urlencode(),
     }
     return render(request, "queries/indexes.html", context)
 
@@ -179,16 +179,10 @@ def index_report(request):
     """The suggestions and index-health partial (loaded by htmx: it runs EXPLAINs)."""
     warehouse = _warehouse(request)
     context = {"warehouse": warehouse, "error": ""}
+    options = IndexAdvisorForm(request.GET).options()
     try:
-        min_ms = float(request.GET["min_ms"]) if request.GET.get("min_ms") else None
-    except ValueError:
-        min_ms = None
-    try:
-        schema = request.GET.get("schema") or None
-        context["advice"] = advisor.suggest_indexes(
-            warehouse or "", min_mean_ms=min_ms, containing=schema
-        )
-        context["health"] = health.index_health(warehouse or "", schema=schema)
+        context["advice"] = advisor.suggest_indexes(warehouse or "", **options)
+        context["health"] = health.index_health(warehouse or "", schema=options["containing"])
     except QueriesError as exc:
         context["error"] = str(exc)
     return render(request, "queries/partials/_index_report.html", context)

@@ -72,3 +72,27 @@ def relation(conn: psycopg.Connection, schema: str | None, name: str) -> dict[st
 def view_definition(conn: psycopg.Connection, oid: int) -> str:
     """The SELECT a view (or materialized view) stands for, as PostgreSQL prints it."""
     return conn.execute("SELECT pg_get_viewdef(%s::oid) AS body", [oid]).fetchone()["body"]
+
+
+def write_stats(conn: psycopg.Connection, oid: int) -> dict[str, Any]:
+    """A table's row writes since the statistics were reset (a partitioned table: its
+    partitions'), its index count, and the seconds those counts cover."""
+    return conn.execute(
+        """
+        WITH parts AS (
+            SELECT relid FROM pg_partition_tree(%(oid)s::oid) WHERE isleaf
+            UNION SELECT %(oid)s::oid
+        )
+        SELECT COALESCE(sum(s.n_tup_ins), 0)::bigint AS inserts,
+               COALESCE(sum(s.n_tup_upd), 0)::bigint AS updates,
+               COALESCE(sum(s.n_tup_hot_upd), 0)::bigint AS hot_updates,
+               COALESCE(sum(s.n_tup_del), 0)::bigint AS deletes,
+               (SELECT count(*) FROM pg_index i WHERE i.indrelid = %(oid)s::oid) AS indexes,
+               EXTRACT(EPOCH FROM now() - COALESCE(
+                   (SELECT stats_reset FROM pg_stat_database
+                    WHERE datname = current_database()),
+                   pg_postmaster_start_time()))::float AS seconds
+        FROM parts LEFT JOIN pg_stat_user_tables s ON s.relid = parts.relid
+        """,
+        {"oid": oid},
+    ).fetchone()

@@ -124,3 +124,50 @@ def test_it_reads_an_in_subquery_and_an_any_list(shop, run_statement):
     )
     advice = advisor.suggest_indexes("main", containing=shop)
     assert suggested(advice, shop) == {("orders", ("customer_id",)), ("orders", ("total",))}
+
+
+def three_statements(shop, run_statement):
+    run_statement("SELECT * FROM {s}.orders WHERE customer_id = %s", shop, [42])
+    run_statement("SELECT id FROM {s}.orders WHERE total = %s", shop, [7])
+    run_statement("SELECT id FROM {s}.orders ORDER BY created_at DESC LIMIT 10", shop)
+
+
+@pytest.mark.django_db
+def test_it_chooses_one_set_of_indexes_and_reports_what_it_saves(shop, run_statement):
+    three_statements(shop, run_statement)
+    advice = advisor.suggest_indexes("main", containing=shop)
+    assert suggested(advice, shop) == {
+        ("orders", ("customer_id",)),
+        ("orders", ("total",)),
+        ("orders", ("created_at",)),
+    }
+    assert all(len(s.helps) == 1 and s.helps[0].calls == 3 for s in advice.suggestions)
+    assert 0.9 < advice.saved_share <= 1.0
+
+
+@pytest.mark.django_db
+def test_it_respects_the_budget(shop, run_statement):
+    three_statements(shop, run_statement)
+    one_per_table = advisor.suggest_indexes("main", containing=shop, max_per_table=1)
+    assert len(suggested(one_per_table, shop)) == 1
+    assert sum("left out by the budget" in w.reason for w in one_per_table.why_not) == 2
+    tiny_budget = advisor.suggest_indexes("main", containing=shop, max_total_mb=0.1)
+    assert tiny_budget.suggestions == []
+    sizes = [s.size_bytes for s in one_per_table.suggestions]
+    assert all(size > 0.1 * 1024 * 1024 for size in sizes)
+
+
+@pytest.mark.django_db
+def test_it_marks_an_index_on_a_write_heavy_column_not_worth_it(shop, run_statement):
+    run_statement("UPDATE {s}.orders SET total = total + 1 WHERE id = %s", shop, [5], times=3000)
+    run_statement("SELECT id FROM {s}.orders WHERE total = %s", shop, [7], times=1)
+    run_statement("SELECT * FROM {s}.orders WHERE customer_id = %s", shop, [42], times=1)
+    # The 3,000 quick updates are most of the time: look at every statement.
+    advice = advisor.suggest_indexes("main", containing=shop, workload_share=1.0)
+    assert suggested(advice, shop) == {("orders", ("customer_id",))}
+    (costly,) = advice.not_worth_it
+    assert (costly.columns, costly.worth_it) == (["total"], False)
+    assert costly.writes.updated_columns == ["total"] and costly.writes.updated_rows == 3000
+    assert costly.writes.cost > costly.saved
+    assert advice.suggestions[0].writes.updated_columns == []
+    assert any(w.reason.startswith("not worth it") for w in advice.why_not)

@@ -44,8 +44,16 @@ class Command(BaseCommand):
 
         p = sub.add_parser("indexes", help="index suggestions and index health")
         common(p)
-        p.add_argument("--min-ms", type=float, default=None)
+        p.add_argument("--min-ms", type=float, default=None, help="only statements this slow")
         p.add_argument("--schema", help="only statements mentioning this schema")
+        p.add_argument("--min-calls", type=int, help="only statements called this often")
+        p.add_argument("--min-cost", type=float, help="plans cheaper than this are left alone")
+        p.add_argument("--min-saving", type=float, help="%% cost cut an index must give")
+        p.add_argument("--max-indexes", type=int, help="budget: indexes in all")
+        p.add_argument("--max-per-table", type=int, help="budget: indexes per table")
+        p.add_argument("--max-total-mb", type=float, help="budget: total index size")
+        p.add_argument("--include-table", action="append", default=[], dest="include_tables")
+        p.add_argument("--exclude-table", action="append", default=[], dest="exclude_tables")
 
         p = sub.add_parser("apply", help="build a suggested index as a job")
         common(p)
@@ -107,8 +115,19 @@ class Command(BaseCommand):
             self.stdout.write(f"{'  ' * n.depth}{n.node_type}{on}  cost {n.total_cost:.1f}{flags}")
 
     def do_indexes(self, opts):
+        saving = opts["min_saving"]
         advice = advisor.suggest_indexes(
-            opts["warehouse"], min_mean_ms=opts["min_ms"], containing=opts["schema"]
+            opts["warehouse"],
+            min_mean_ms=opts["min_ms"],
+            containing=opts["schema"],
+            min_calls=opts["min_calls"],
+            min_cost=opts["min_cost"],
+            margin=saving / 100 if saving is not None else None,
+            max_indexes=opts["max_indexes"],
+            max_per_table=opts["max_per_table"],
+            max_total_mb=opts["max_total_mb"],
+            include_tables=tuple(opts["include_tables"]) or None,
+            exclude_tables=tuple(opts["exclude_tables"]) or None,
         )
         report = health.index_health(opts["warehouse"], schema=opts["schema"])
         if opts["json"]:
@@ -121,6 +140,20 @@ class Command(BaseCommand):
             ids = ", ".join(str(h.queryid) for h in s.helps)
             self.stdout.write(f"{s.create_statement};")
             self.stdout.write(f"    cost {s.cost_before:.1f} -> {after}; helps {ids}")
+            calls = sum(h.calls for h in s.helps)
+            if s.writes is not None:
+                updated = ", ".join(s.writes.updated_columns) or "none"
+                self.stdout.write(
+                    f"    {calls} calls served; table writes {s.writes.writes_per_s}/s; "
+                    f"indexed columns updated: {updated}"
+                )
+        if advice.suggestions:
+            self.stdout.write(f"estimated workload cost saved: {advice.saved_share:.0%}")
+        for s in advice.not_worth_it:
+            self.stdout.write(
+                f"not worth it: {s.schema}.{s.table} ({', '.join(s.columns)}): saves "
+                f"{s.saved:.0f}, costs writes {s.writes.cost:.0f}"
+            )
         if not advice.suggestions:
             self.stdout.write("No index suggestion.")
         for item in advice.why_not:
