@@ -168,3 +168,28 @@ class IndexAdvisorForm(forms.Form):
 def _names(text: str | None) -> tuple[str, ...] | None:
     names = tuple(n.strip() for n in (text or "").split(",") if n.strip())
     return names or None
+
+
+class DropIndexForm(forms.Form):
+    """Parameters of the drop job: the index name typed again as confirmation."""
+
+    warehouse = WarehouseField()
+    schema = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, label="Index name")
+    confirm = forms.CharField(max_length=200, label="Type the index name to confirm")
+
+    def clean_schema(self):
+        return clean_identifier(self.cleaned_data["schema"], "schema")
+
+    def clean_name(self):
+        return clean_identifier(self.cleaned_data["name"], "index name")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("name") and data.get("confirm", "").strip() != data["name"]:
+            self.add_error("confirm", f"Type the index name {data['name']!r} exactly to drop it.")
+        return data
+
+
+class RecreateIndexForm(DropIndexForm):
+    drop_run = forms.IntegerField()

@@ -12,7 +12,7 @@ from jobs.models import Run
 from opsconsole import audit
 from opsconsole.roles import has_role, role_required
 
-from . import activity, advisor, apply, bigquery, health, slow, targets
+from . import activity, advisor, apply, bigquery, drops, health, slow, targets
 from .connection import QueriesError
 from .explain import explain_statement
 from .forms import ConfirmForm, ExplainForm, IndexAdvisorForm, SlowFilterForm
@@ -183,6 +183,7 @@ def index_report(request):
     try:
         context["advice"] = advisor.suggest_indexes(warehouse or "", **options)
         context["health"] = health.index_health(warehouse or "", schema=options["containing"])
+        context["drops"] = drops.drop_suggestions(warehouse or "", schema=options["containing"])
     except QueriesError as exc:
         context["error"] = str(exc)
     return render(request, "queries/partials/_index_report.html", context)

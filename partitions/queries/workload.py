@@ -96,3 +96,14 @@ def write_stats(conn: psycopg.Connection, oid: int) -> dict[str, Any]:
         """,
         {"oid": oid},
     ).fetchone()
+
+
+def statistics_age_s(conn: psycopg.Connection) -> float:
+    """Seconds the index usage counters cover (since their reset, or server start)."""
+    return conn.execute(
+        """
+        SELECT EXTRACT(EPOCH FROM now() - COALESCE(
+            (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()),
+            pg_postmaster_start_time()))::float AS seconds
+        """
+    ).fetchone()["seconds"]

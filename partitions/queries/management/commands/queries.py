@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from jobs import runner
 from jobs.models import Run
 
-from ... import advisor, apply, health, slow, targets
+from ... import advisor, apply, drops, health, slow, targets
 from ...connection import QueriesError
 from ...explain import explain_statement
 
@@ -54,6 +54,12 @@ class Command(BaseCommand):
         p.add_argument("--max-total-mb", type=float, help="budget: total index size")
         p.add_argument("--include-table", action="append", default=[], dest="include_tables")
         p.add_argument("--exclude-table", action="append", default=[], dest="exclude_tables")
+
+        p = sub.add_parser("drop", help="drop an unused or duplicate index as a job")
+        common(p)
+        p.add_argument("--schema", required=True)
+        p.add_argument("--name", required=True)
+        p.add_argument("--confirm", required=True, help="the index name, typed again")
 
         p = sub.add_parser("apply", help="build a suggested index as a job")
         common(p)
@@ -130,8 +136,10 @@ class Command(BaseCommand):
             exclude_tables=tuple(opts["exclude_tables"]) or None,
         )
         report = health.index_health(opts["warehouse"], schema=opts["schema"])
+        worth_dropping = drops.drop_suggestions(opts["warehouse"], schema=opts["schema"])
         if opts["json"]:
-            self.stdout.write(_json({**advice.as_dict(), "health": report.as_dict()}))
+            data = {**advice.as_dict(), "health": report.as_dict(), "drops": worth_dropping}
+            self.stdout.write(_json(data))
             return
         for note in advice.notes:
             self.stdout.write(f"note: {note}")
@@ -158,6 +166,8 @@ class Command(BaseCommand):
             self.stdout.write("No index suggestion.")
         for item in advice.why_not:
             self.stdout.write(f"why not {item.queryid}: {item.reason}")
+        for item in worth_dropping:
+            self.stdout.write(f"worth dropping: {item['schema']}.{item['name']} ({item['why']})")
         for item in report.redundant:
             self.stdout.write(
                 f"redundant: {item['name']} is a {item['reason']} {item['covered_by']}"
@@ -172,6 +182,14 @@ class Command(BaseCommand):
             )
         for n in report.n_plus_one:
             self.stdout.write(f"possible N+1: {n['queryid']} ({n['calls']} calls)")
+
+    def do_drop(self, opts):
+        params = {k: opts[k] for k in ("warehouse", "schema", "name", "confirm")}
+        try:
+            run = drops.start_drop(f"cli:{getpass.getuser()}", params)
+        except runner.LaunchRefused as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"run #{run.pk} {run.status}: drop {opts['schema']}.{opts['name']}")
 
     def do_apply(self, opts):
         columns = [c.strip() for c in opts["columns"].split(",") if c.strip()]
