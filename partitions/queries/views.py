@@ -199,7 +199,11 @@ def apply_index(request):
     params = {key: source.get(key, "") for key in APPLY_FIELDS}
     columns = [c.strip() for c in params["columns"].split(",") if c.strip()]
     preview = advisor.Suggestion(
-        schema=params["schema"], table=params["table"], columns=columns, name=params["name"]
+        schema=params["schema"],
+        table=params["table"],
+        columns=columns,
+        name=params["name"],
+        relkind="p" if source.get("partitioned") else "r",  # shows the ON ONLY plan
     )
     if request.method == "POST":
         try:
