@@ -275,14 +275,14 @@ class _Catalog:
         n = float(row["n_distinct"])
         return -n * max(table["reltuples"], 1) if n < 0 else n
 
-    def covered(self, table: dict, columns: tuple[str, ...]) -> bool:
-        """An existing valid plain b-tree index starts with these columns."""
+    def covered(self, table: dict, columns: tuple[str, ...]) -> str | None:
+        """The existing valid plain b-tree index that starts with these columns."""
         for index in self.indexes(table):
             plain = index["method"] == "btree" and not index["is_partial"]
             usable = plain and index["is_valid"] and not index["has_expressions"]
             if usable and tuple(index["columns"][: len(columns)]) == columns:
-                return True
-        return False
+                return index["name"]
+        return None
 
 
 def expand_views(shape: parsing.Shape, catalog: _Catalog) -> None:
@@ -332,7 +332,8 @@ def candidates(
     shape: parsing.Shape, catalog: _Catalog, unfit: list[str] | None = None
 ) -> list[tuple[dict, tuple[str, ...]]]:
     """Candidate (table, columns) for one statement, not already covered by an index.
-    Relations that get no index (system, extension, tiny) add their reason to `unfit`."""
+    Relations that get no index (system, extension, tiny) and candidates an existing
+    index already serves add their reason to `unfit`."""
     per_table: dict[int, dict[str, Any]] = {}
     unfit = [] if unfit is None else unfit
 
@@ -371,7 +372,12 @@ def candidates(
             tail = [c for c in entry["order"] if c not in eq]
             options.append(tuple((eq + tail)[:MAX_INDEX_COLUMNS]))
         for columns in dict.fromkeys(options):
-            if columns and not catalog.covered(table, columns):
+            existing = catalog.covered(table, columns) if columns else None
+            if existing is not None:
+                note = f"already indexed by {table['schema']}.{existing}"
+                if note not in unfit:
+                    unfit.append(note)
+            elif columns:
                 found.append((table, columns))
     return found
 

@@ -30,10 +30,13 @@ def unused_min_days() -> float:
     return float(getattr(settings, "QUERIES_UNUSED_MIN_DAYS", 7))
 
 
-def drop_suggestions(warehouse: str, *, schema: str | None = None) -> list[dict]:
+def drop_suggestions(
+    warehouse: str, *, schema: str | None = None, report: health.Health | None = None
+) -> list[dict]:
     """Unused (when the statistics are old enough) and duplicate or covered indexes,
-    each with the reason. Changes nothing."""
-    report = health.index_health(warehouse, schema=schema)
+    each with the reason (`report`: an index health report already read). Changes
+    nothing."""
+    report = report or health.index_health(warehouse, schema=schema)
     with open_warehouse(warehouse) as conn:
         age_days = workload.statistics_age_s(conn) / 86400
         constrained = {

@@ -183,7 +183,9 @@ def index_report(request):
     try:
         context["advice"] = advisor.suggest_indexes(warehouse or "", **options)
         context["health"] = health.index_health(warehouse or "", schema=options["containing"])
-        context["drops"] = drops.drop_suggestions(warehouse or "", schema=options["containing"])
+        context["drops"] = drops.drop_suggestions(
+            warehouse or "", schema=options["containing"], report=context["health"]
+        )
     except QueriesError as exc:
         context["error"] = str(exc)
     return render(request, "queries/partials/_index_report.html", context)

@@ -171,3 +171,12 @@ def test_it_marks_an_index_on_a_write_heavy_column_not_worth_it(shop, run_statem
     assert costly.writes.cost > costly.saved
     assert advice.suggestions[0].writes.updated_columns == []
     assert any(w.reason.startswith("not worth it") for w in advice.why_not)
+
+
+@pytest.mark.django_db
+def test_it_names_the_index_that_already_serves_a_statement(shop, run_statement, wh):
+    ddl(wh, shop, "CREATE INDEX orders_by_customer ON {s}.orders (customer_id, total)")
+    run_statement("SELECT * FROM {s}.orders WHERE customer_id = %s", shop, [42])
+    advice = advisor.suggest_indexes("main", containing=shop)
+    assert advice.suggestions == []
+    assert [w.reason for w in advice.why_not] == [f"already indexed by {shop}.orders_by_customer"]

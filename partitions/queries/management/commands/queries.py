@@ -136,7 +136,9 @@ class Command(BaseCommand):
             exclude_tables=tuple(opts["exclude_tables"]) or None,
         )
         report = health.index_health(opts["warehouse"], schema=opts["schema"])
-        worth_dropping = drops.drop_suggestions(opts["warehouse"], schema=opts["schema"])
+        worth_dropping = drops.drop_suggestions(
+            opts["warehouse"], schema=opts["schema"], report=report
+        )
         if opts["json"]:
             data = {**advice.as_dict(), "health": report.as_dict(), "drops": worth_dropping}
             self.stdout.write(_json(data))
