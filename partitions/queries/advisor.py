@@ -25,13 +25,11 @@ import psycopg
 from django.conf import settings
 
 from . import parsing, pg, pg_partitioned, selection, workload, writecost
+from .candidates import Catalog, candidates, expand_views
 from .connection import ExtensionMissing, open_warehouse, require_extension
 
-MAX_INDEX_COLUMNS = 3
 MAX_RESELECTIONS = 4  # choose again without the not-worth-it ones, at most this often
 HEURISTIC_MIN_ROWS = 10_000
-MAX_VIEW_DEPTH = 8  # views over views: deeper than this is a cycle or a pathology
-INDEXABLE_RELKINDS = ("r", "p", "m")
 
 
 def min_cost_cut() -> float:
@@ -204,184 +202,6 @@ def index_name(table: str, columns: list[str]) -> str:
     return f"{name.encode()[:50].decode(errors='ignore')}_{digest}_idx"
 
 
-# --- the catalog view of one statement ----------------------------------------
-
-
-class _Catalog:
-    """Caches what the advisor reads about tables while it works on many statements."""
-
-    def __init__(self, conn: psycopg.Connection, options: Options | None = None):
-        self.conn = conn
-        self.options = options or Options()
-        self._tables: dict[tuple, dict | None] = {}
-        self._views: dict[int, parsing.Shape | None] = {}
-        self._columns: dict[int, list[str]] = {}
-        self._stats: dict[int, dict] = {}
-        self._indexes: dict[int, list[dict]] = {}
-
-    def table(self, ref: parsing.TableRef) -> dict | None:
-        key = (ref.schema, ref.name)
-        if key not in self._tables:
-            self._tables[key] = workload.relation(self.conn, ref.schema, ref.name)
-        return self._tables[key]
-
-    def view_shape(self, table: dict) -> parsing.Shape | None:
-        """What a view's own SELECT filters and joins on, and what its columns are."""
-        if table["oid"] not in self._views:
-            try:
-                body = workload.view_definition(self.conn, table["oid"]).rstrip().rstrip(";")
-                self._views[table["oid"]] = parsing.shape_of(body)
-            except parsing.UnparsableStatement:
-                self._views[table["oid"]] = None
-        return self._views[table["oid"]]
-
-    def unfit(self, table: dict) -> str | None:
-        """Why no index is proposed on this relation (None: it may get one)."""
-        if table["is_system"] or table["extension_owned"]:
-            return f"{table['schema']}.{table['table']} belongs to the system or an extension"
-        names = {table["table"], f"{table['schema']}.{table['table']}"}
-        if self.options.include_tables and not names & set(self.options.include_tables):
-            return f"{table['schema']}.{table['table']} is not among the included tables"
-        if names & set(self.options.exclude_tables):
-            return f"{table['schema']}.{table['table']} is excluded"
-        if table["relkind"] not in INDEXABLE_RELKINDS:
-            return f"{table['schema']}.{table['table']} is not a table"
-        if table["reltuples"] < self.options.min_table_rows:
-            return (
-                f"tiny table: {table['schema']}.{table['table']} has "
-                f"{int(table['reltuples'])} rows, read whole anyway"
-            )
-        return None
-
-    def columns(self, table: dict) -> list[str]:
-        if table["oid"] not in self._columns:
-            self._columns[table["oid"]] = pg.table_columns(self.conn, table["oid"])
-        return self._columns[table["oid"]]
-
-    def stats(self, table: dict) -> dict:
-        if table["oid"] not in self._stats:
-            self._stats[table["oid"]] = pg.column_stats(self.conn, table["schema"], table["table"])
-        return self._stats[table["oid"]]
-
-    def indexes(self, table: dict) -> list[dict]:
-        if table["oid"] not in self._indexes:
-            self._indexes[table["oid"]] = pg.indexes(self.conn, table_oid=table["oid"])
-        return self._indexes[table["oid"]]
-
-    def distinct_values(self, table: dict, column: str) -> float:
-        row = self.stats(table).get(column)
-        if row is None or row["n_distinct"] is None:
-            return 0.0
-        n = float(row["n_distinct"])
-        return -n * max(table["reltuples"], 1) if n < 0 else n
-
-    def covered(self, table: dict, columns: tuple[str, ...]) -> str | None:
-        """The existing valid plain b-tree index that starts with these columns."""
-        for index in self.indexes(table):
-            plain = index["method"] == "btree" and not index["is_partial"]
-            usable = plain and index["is_valid"] and not index["has_expressions"]
-            if usable and tuple(index["columns"][: len(columns)]) == columns:
-                return index["name"]
-        return None
-
-
-def expand_views(shape: parsing.Shape, catalog: _Catalog) -> None:
-    """Fold each view's own filters and joins (recursively) into the statement's shape,
-    so the base tables under a view are considered too."""
-    seen: set[int] = set()
-    for depth_ref in shape.tables:  # grows while views are expanded
-        table = catalog.table(depth_ref)
-        if table is None or table["relkind"] != "v" or table["oid"] in seen:
-            continue
-        seen.add(table["oid"])
-        if len(seen) > MAX_VIEW_DEPTH * 4:
-            break
-        body = catalog.view_shape(table)
-        if body is None:
-            continue
-        shape.tables.extend(body.tables)
-        shape.equality.extend(body.equality)
-        shape.ranges.extend(body.ranges)
-        shape.joins.extend(body.joins)
-        shape.unindexable.extend(body.unindexable)
-
-
-def _owner(
-    use: parsing.ColumnUse, shape: parsing.Shape, catalog: _Catalog, depth: int = 0
-) -> tuple[dict, str] | None:
-    """The table and column a column use reads (an unqualified column: the one table
-    that has it; a view's column: the base column it stands for)."""
-    refs = [use.table] if use.table is not None else shape.tables
-    owners: dict[tuple[int, str], tuple[dict, str]] = {}
-    for ref in refs:
-        table = catalog.table(ref)
-        if table is None or use.column not in catalog.columns(table):
-            continue
-        if table["relkind"] == "v":
-            body = catalog.view_shape(table) if depth < MAX_VIEW_DEPTH else None
-            inner = body.outputs.get(use.column) if body is not None else None
-            found = _owner(inner, body, catalog, depth + 1) if inner is not None else None
-        else:
-            found = (table, use.column)
-        if found is not None:
-            owners[(found[0]["oid"], found[1])] = found
-    return next(iter(owners.values())) if len(owners) == 1 else None
-
-
-def candidates(
-    shape: parsing.Shape, catalog: _Catalog, unfit: list[str] | None = None
-) -> list[tuple[dict, tuple[str, ...]]]:
-    """Candidate (table, columns) for one statement, not already covered by an index.
-    Relations that get no index (system, extension, tiny) and candidates an existing
-    index already serves add their reason to `unfit`."""
-    per_table: dict[int, dict[str, Any]] = {}
-    unfit = [] if unfit is None else unfit
-
-    def slot(table: dict) -> dict[str, Any] | None:
-        reason = catalog.unfit(table)
-        if reason is not None:
-            if reason not in unfit:
-                unfit.append(reason)
-            return None
-        return per_table.setdefault(
-            table["oid"], {"table": table, "eq": [], "range": [], "join": [], "order": []}
-        )
-
-    for kind, uses in (("eq", shape.equality), ("range", shape.ranges), ("join", shape.joins)):
-        for use in uses:
-            owner = _owner(use, shape, catalog)
-            entry = slot(owner[0]) if owner is not None else None
-            if entry is not None and owner[1] not in entry[kind]:
-                entry[kind].append(owner[1])
-    ordered = [_owner(use, shape, catalog) for use, _ in shape.order_by]
-    order_tables = {o[0]["oid"] for o in ordered if o is not None}
-    one_table = ordered and None not in ordered and len(order_tables) == 1
-    if one_table and len(ordered) <= MAX_INDEX_COLUMNS and (entry := slot(ordered[0][0])):
-        entry["order"] = [column for _, column in ordered]
-
-    found: list[tuple[dict, tuple[str, ...]]] = []
-    for entry in per_table.values():
-        table = entry["table"]
-        eq = sorted(entry["eq"], key=lambda c: -catalog.distinct_values(table, c))
-        options = [(c,) for c in eq + entry["range"] + entry["join"]]
-        if len(eq) > 1:
-            options.append(tuple(eq[:MAX_INDEX_COLUMNS]))
-        if eq and entry["range"]:
-            options.append(tuple(eq[: MAX_INDEX_COLUMNS - 1]) + (entry["range"][0],))
-        if entry["order"]:
-            tail = [c for c in entry["order"] if c not in eq]
-            options.append(tuple((eq + tail)[:MAX_INDEX_COLUMNS]))
-        for columns in dict.fromkeys(options):
-            existing = catalog.covered(table, columns) if columns else None
-            if existing is not None:
-                note = f"already indexed by {table['schema']}.{existing}"
-                if note not in unfit:
-                    unfit.append(note)
-            elif columns:
-                found.append((table, columns))
-    return found
-
-
 # --- pricing with EXPLAIN -----------------------------------------------------
 
 
@@ -501,7 +321,12 @@ def suggest_indexes(warehouse: str, **overrides: Any) -> Advice:
             min_mean_ms=options.min_mean_ms,
             containing=options.containing,
         )
-        catalog = _Catalog(conn, options)
+        catalog = Catalog(
+            conn,
+            min_table_rows=options.min_table_rows,
+            include_tables=options.include_tables,
+            exclude_tables=options.exclude_tables,
+        )
         chosen = choose_statements(rows, options, advice)
         if advice.hypopg:
             _advise_workload(conn, catalog, chosen, rows, advice, options)
@@ -510,7 +335,7 @@ def suggest_indexes(warehouse: str, **overrides: Any) -> Advice:
     return advice
 
 
-def _advise_workload(conn, catalog: _Catalog, chosen: list, rows: list, advice, options) -> None:
+def _advise_workload(conn, catalog: Catalog, chosen: list, rows: list, advice, options) -> None:
     """Price every chosen statement's candidates, then choose one set of indexes for
     the workload under the budget; candidates whose write cost outweighs their gain
     are marked not worth it and the set is chosen again without them."""
@@ -594,7 +419,7 @@ def _explain_unserved(priced: list, texts: dict, advice, excluded: set, options)
 
 
 def _price_statement(
-    conn, catalog: _Catalog, row: dict, shape: parsing.Shape, advice: Advice, options: Options
+    conn, catalog: Catalog, row: dict, shape: parsing.Shape, advice: Advice, options: Options
 ) -> tuple[float, list[tuple]] | None:
     """The statement's cost and each candidate's (table, columns, cost with it, size),
     or None (recording why not)."""
@@ -638,7 +463,7 @@ def _candidates_or_why_not(conn, catalog, row, shape, advice, options) -> tuple 
     return before, options_found
 
 
-def _advise_heuristically(conn, catalog: _Catalog, chosen: list, advice, options) -> None:
+def _advise_heuristically(conn, catalog: Catalog, chosen: list, advice, options) -> None:
     """Without hypopg: one suggestion per statement from the plan's sequential scans."""
     found: dict[tuple, Suggestion] = {}
     for row, shape in chosen:
@@ -679,7 +504,7 @@ def _nothing_to_index(shape: parsing.Shape, unfit: list[str]) -> str:
     return "no filter, join or order an index could serve"
 
 
-def _heuristic(catalog: _Catalog, row: dict, shape, options, before: float, scanned: set):
+def _heuristic(catalog: Catalog, row: dict, shape, options, before: float, scanned: set):
     """Without hypopg: a selective equality column of a big table the plan scans
     sequentially. No cost after (it cannot be measured without building the index)."""
     for table, columns in options:
