@@ -28,6 +28,7 @@ clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles
 
 bench: setup
+	$(PY) -m pip install -q -r bench/requirements.txt
 	$(PY) bench/jobs_history.py
 	$(PY) bench/cache_invalidate.py
 	$(PY) bench/index_advisor.py

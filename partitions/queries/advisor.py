@@ -1,15 +1,23 @@
-"""Index suggestions for the slow statements of a PostgreSQL warehouse.
+"""Index suggestions for the workload of a PostgreSQL warehouse.
 
-For each slow statement: parse it with pglast, collect candidate indexes from its
-equality and range predicates, join columns and ORDER BY (column order by
-selectivity from pg_stats), and price each candidate with a hypopg hypothetical
-index (EXPLAIN cost before/after, generic plans for `$n` statements). A candidate
-is kept when it cuts the statement's cost by at least the configured margin and no
-existing index already covers it; candidates are then merged across statements.
+Statements are chosen by weight, not by a mean-time threshold: ranked by total time
+(calls x mean), the heaviest that together make the configured share (95%) of the
+time of the statements an index could serve, at most a bounded count. A plan whose
+cost is already under the cost floor (like Dexter's 100) is left alone, and nothing
+is proposed on system or extension-owned relations or on tiny ones.
+
+For each chosen statement: parse it with pglast (views expanded to their base
+tables, CTEs and subqueries read), collect candidate indexes from its equality and
+range predicates, join columns and ORDER BY (column order by selectivity from
+pg_stats), and price each candidate with a hypopg hypothetical index (EXPLAIN cost
+before/after, generic plans for `$n` statements). A candidate is kept when it cuts
+the statement's cost by at least the configured margin and no existing index
+already covers it; candidates are then merged across statements.
 Read-only: hypothetical indexes live in the advisor's own session and are reset.
 """
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,15 +27,50 @@ from django.conf import settings
 from partitions.warehouses import ExtensionMissing
 from partitions.warehouses.postgres import open_warehouse, require_extension
 
-from . import parsing, pg
+from . import parsing, pg, pg_partitioned, selection, workload, writecost
+from .candidates import Catalog, candidates, expand_views
 
-MAX_INDEX_COLUMNS = 3
-NARROWER_WITHIN = 0.02  # prefer fewer columns when the cost is this close to the best
+MAX_RESELECTIONS = 4  # choose again without the not-worth-it ones, at most this often
 HEURISTIC_MIN_ROWS = 10_000
 
 
 def min_cost_cut() -> float:
     return float(getattr(settings, "QUERIES_MIN_COST_CUT", 0.5))
+
+
+@dataclass
+class Options:
+    """What the advisor looks at. Defaults come from settings (QUERIES_ADVISOR_*)."""
+
+    workload_share: float = 0.95  # statements making this share of the workload's time
+    max_statements: int = 100
+    min_calls: int = 1
+    min_mean_ms: float = 0.0
+    min_cost: float = 100.0  # plans cheaper than this are already fine (Dexter's floor)
+    min_table_rows: int = 10_000  # a table smaller than this is read whole anyway
+    margin: float = 0.5  # the cost cut an index must give a statement
+    containing: str | None = None
+    max_indexes: int = 10  # the budget: indexes in all,
+    max_per_table: int = 3  # on one table,
+    max_total_mb: float | None = None  # and their total estimated size
+    index_write_cost: float = writecost.INDEX_ENTRY_COST
+    include_tables: tuple[str, ...] = ()  # "table" or "schema.table"; empty: all
+    exclude_tables: tuple[str, ...] = ()
+
+    def budget(self) -> selection.Budget:
+        total = None if self.max_total_mb is None else int(self.max_total_mb * 1024 * 1024)
+        return selection.Budget(self.max_indexes, self.max_per_table, total)
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> "Options":
+        prefix = "QUERIES_ADVISOR_"
+        values = {
+            name: getattr(settings, prefix + name.upper(), default)
+            for name, default in asdict(cls()).items()
+        }
+        values["margin"] = min_cost_cut()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
 
 @dataclass
@@ -49,14 +92,37 @@ class Suggestion:
     helps: list[Helped] = field(default_factory=list)
     size_bytes: int | None = None
     method: str = "hypopg"  # or "heuristic" when hypopg is missing
+    relkind: str = "r"  # "p": a partitioned table, built ON ONLY + per partition
+    writes: writecost.IndexWrites | None = None
+
+    @property
+    def saved(self) -> float:
+        """Planner cost saved over the statements' calls (the gain the budget weighs)."""
+        return sum(
+            max(h.calls, 1) * (h.cost_before - (h.cost_after or h.cost_before)) for h in self.helps
+        )
+
+    @property
+    def worth_it(self) -> bool:
+        return self.writes is None or self.saved >= self.writes.cost
+
+    @property
+    def partitioned(self) -> bool:
+        return self.relkind == "p"
 
     @property
     def create_statement(self) -> str:
         cols = ", ".join(_quote(c) for c in self.columns)
-        return (
-            f"CREATE INDEX CONCURRENTLY {_quote(self.name)} "
-            f"ON {_quote(self.schema)}.{_quote(self.table)} ({cols})"
-        )
+        target = f"{_quote(self.schema)}.{_quote(self.table)}"
+        if self.partitioned:
+            # CONCURRENTLY is refused on a partitioned table: the apply job builds
+            # each partition's index concurrently and attaches it to this one.
+            return (
+                f"CREATE INDEX {_quote(self.name)} ON ONLY {target} ({cols}); "
+                "-- then per partition: CREATE INDEX CONCURRENTLY …; "
+                f"ALTER INDEX {_quote(self.schema)}.{_quote(self.name)} ATTACH PARTITION …"
+            )
+        return f"CREATE INDEX CONCURRENTLY {_quote(self.name)} ON {target} ({cols})"
 
     @property
     def cost_before(self) -> float:
@@ -75,6 +141,8 @@ class Suggestion:
         after = self.cost_after
         data["cost_after"] = round(after, 2) if after is not None else None
         data["create_statement"] = self.create_statement
+        data["saved"] = round(self.saved, 2)
+        data["worth_it"] = self.worth_it
         return data
 
 
@@ -90,15 +158,33 @@ class Advice:
     warehouse: str
     suggestions: list[Suggestion] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    why_not: list[Skipped] = field(default_factory=list)  # chosen, but no suggestion
     analysed: int = 0
     hypopg: bool = True
     notes: list[str] = field(default_factory=list)
+    workload_ms: float = 0.0  # total time of the statements an index could serve
+    not_worth_it: list[Suggestion] = field(default_factory=list)  # gain < write cost
+    saved_share: float = 0.0  # of the analysed statements' cost (calls x plan cost)
+    chosen_ms: float = 0.0  # of which the chosen statements
+
+    @property
+    def chosen_share(self) -> float:
+        return self.chosen_ms / self.workload_ms if self.workload_ms else 0.0
+
+    @property
+    def chosen_percent(self) -> float:
+        return 100 * self.chosen_share
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "warehouse": self.warehouse,
             "method": "hypopg" if self.hypopg else "heuristic",
             "analysed": self.analysed,
+            "workload_ms": round(self.workload_ms, 3),
+            "chosen_share": round(self.chosen_share, 4),
+            "saved_share": round(self.saved_share, 4),
+            "not_worth_it": [s.as_dict() for s in self.not_worth_it],
+            "why_not": [asdict(w) for w in self.why_not],
             "notes": self.notes,
             "suggestions": [s.as_dict() for s in self.suggestions],
             "skipped": [asdict(s) for s in self.skipped],
@@ -116,107 +202,6 @@ def index_name(table: str, columns: list[str]) -> str:
         return name
     digest = hashlib.sha1(name.encode()).hexdigest()[:8]
     return f"{name.encode()[:50].decode(errors='ignore')}_{digest}_idx"
-
-
-# --- the catalog view of one statement ----------------------------------------
-
-
-class _Catalog:
-    """Caches what the advisor reads about tables while it works on many statements."""
-
-    def __init__(self, conn: psycopg.Connection):
-        self.conn = conn
-        self._tables: dict[tuple, dict | None] = {}
-        self._columns: dict[int, list[str]] = {}
-        self._stats: dict[int, dict] = {}
-        self._indexes: dict[int, list[dict]] = {}
-
-    def table(self, ref: parsing.TableRef) -> dict | None:
-        key = (ref.schema, ref.name)
-        if key not in self._tables:
-            self._tables[key] = pg.resolve_table(self.conn, ref.schema, ref.name)
-        return self._tables[key]
-
-    def columns(self, table: dict) -> list[str]:
-        if table["oid"] not in self._columns:
-            self._columns[table["oid"]] = pg.table_columns(self.conn, table["oid"])
-        return self._columns[table["oid"]]
-
-    def stats(self, table: dict) -> dict:
-        if table["oid"] not in self._stats:
-            self._stats[table["oid"]] = pg.column_stats(self.conn, table["schema"], table["table"])
-        return self._stats[table["oid"]]
-
-    def indexes(self, table: dict) -> list[dict]:
-        if table["oid"] not in self._indexes:
-            self._indexes[table["oid"]] = pg.indexes(self.conn, table_oid=table["oid"])
-        return self._indexes[table["oid"]]
-
-    def distinct_values(self, table: dict, column: str) -> float:
-        row = self.stats(table).get(column)
-        if row is None or row["n_distinct"] is None:
-            return 0.0
-        n = float(row["n_distinct"])
-        return -n * max(table["reltuples"], 1) if n < 0 else n
-
-    def covered(self, table: dict, columns: tuple[str, ...]) -> bool:
-        """An existing valid plain b-tree index starts with these columns."""
-        for index in self.indexes(table):
-            plain = index["method"] == "btree" and not index["is_partial"]
-            usable = plain and index["is_valid"] and not index["has_expressions"]
-            if usable and tuple(index["columns"][: len(columns)]) == columns:
-                return True
-        return False
-
-
-def _owner(use: parsing.ColumnUse, shape: parsing.Shape, catalog: _Catalog) -> dict | None:
-    """The table a column belongs to (an unqualified column: the one table that has it)."""
-    refs = [use.table] if use.table is not None else shape.tables
-    owners = []
-    for ref in refs:
-        table = catalog.table(ref)
-        if table is not None and use.column in catalog.columns(table):
-            owners.append(table)
-    return owners[0] if len(owners) == 1 else None
-
-
-def candidates(shape: parsing.Shape, catalog: _Catalog) -> list[tuple[dict, tuple[str, ...]]]:
-    """Candidate (table, columns) for one statement, not already covered by an index."""
-    per_table: dict[int, dict[str, Any]] = {}
-
-    def slot(table: dict) -> dict[str, Any]:
-        return per_table.setdefault(
-            table["oid"], {"table": table, "eq": [], "range": [], "join": [], "order": []}
-        )
-
-    for kind, uses in (("eq", shape.equality), ("range", shape.ranges), ("join", shape.joins)):
-        for use in uses:
-            table = _owner(use, shape, catalog)
-            if table is not None and use.column not in slot(table)[kind]:
-                slot(table)[kind].append(use.column)
-    order_tables = {
-        t["oid"] for use, _ in shape.order_by if (t := _owner(use, shape, catalog)) is not None
-    }
-    if len(order_tables) == 1 and len(shape.order_by) <= MAX_INDEX_COLUMNS:
-        table = _owner(shape.order_by[0][0], shape, catalog)
-        slot(table)["order"] = [use.column for use, _ in shape.order_by]
-
-    found: list[tuple[dict, tuple[str, ...]]] = []
-    for entry in per_table.values():
-        table = entry["table"]
-        eq = sorted(entry["eq"], key=lambda c: -catalog.distinct_values(table, c))
-        options = [(c,) for c in eq + entry["range"] + entry["join"]]
-        if len(eq) > 1:
-            options.append(tuple(eq[:MAX_INDEX_COLUMNS]))
-        if eq and entry["range"]:
-            options.append(tuple(eq[: MAX_INDEX_COLUMNS - 1]) + (entry["range"][0],))
-        if entry["order"]:
-            tail = [c for c in entry["order"] if c not in eq]
-            options.append(tuple((eq + tail)[:MAX_INDEX_COLUMNS]))
-        for columns in dict.fromkeys(options):
-            if columns and not catalog.covered(table, columns):
-                found.append((table, columns))
-    return found
 
 
 # --- pricing with EXPLAIN -----------------------------------------------------
@@ -241,67 +226,85 @@ def _seq_scanned(node: dict) -> set[str]:
     return found
 
 
+def _hypothetical(conn, table: dict, columns: Sequence[str]) -> int:
+    """Hypothetical index on the table; on a partitioned table, on each leaf partition
+    too (the planner reads partitions' indexes, hypopg knows no index inheritance).
+    Returns the estimated size in bytes."""
+    size = pg.hypothetical_index(conn, table["schema"], table["table"], columns)["size_bytes"]
+    if table.get("relkind") == "p":
+        for child in pg_partitioned.partitions(conn, table["schema"], table["table"]):
+            if child["is_leaf"]:
+                hypo = pg.hypothetical_index(conn, child["schema"], child["table"], columns)
+                size += hypo["size_bytes"]
+    return size
+
+
 def _price(conn, text: str, parameters: int, table: dict, columns: tuple[str, ...]) -> tuple:
-    hypo = pg.hypothetical_index(conn, table["schema"], table["table"], columns)
+    size = _hypothetical(conn, table, columns)
     try:
-        return plan_cost(conn, text, parameters), hypo["size_bytes"]
+        return plan_cost(conn, text, parameters), size
     finally:
         pg.drop_hypothetical_indexes(conn)
 
 
-def _best(priced: list[tuple], cost_before: float, margin: float) -> tuple | None:
-    """The candidate with the lowest cost, or a narrower one that is nearly as good."""
-    good = [p for p in priced if p[2] <= cost_before * (1 - margin)]
-    if not good:
-        return None
-    lowest = min(p[2] for p in good)
-    close = [p for p in good if p[2] <= lowest * (1 + NARROWER_WITHIN) + 0.01]
-    return min(close, key=lambda p: (len(p[1]), p[2]))
-
-
-def _merge_prefixes(conn, found: dict, texts: dict, margin: float) -> None:
-    """Fold a suggestion into a wider one on the same table when the wider index still
-    gives each of its statements the required cut (one index serving many)."""
-    for key in sorted(found, key=lambda k: len(k[2])):
-        schema, table, columns = key
-        wider = [
-            k
-            for k in found
-            if k[:2] == (schema, table)
-            and len(k[2]) > len(columns)
-            and k[2][: len(columns)] == columns
-        ]
-        if not wider or key not in found:
-            continue
-        target = found[wider[0]]
-        table_row = {"schema": schema, "table": table}
-        repriced = []
-        for helped in found[key].helps:
-            text, params = texts[helped.queryid]
+def _price_wider(conn, priced: list, texts: dict, tables: dict, sizes: dict, margin) -> None:
+    """Price each statement with the wider candidates its own candidates lead (a
+    composite can serve a statement that filters on its first column only), so the
+    selection can merge prefixes into one index serving many."""
+    for statement in priced:
+        row, parameters = texts[statement.queryid]
+        for wide in list(sizes):
+            if wide in statement.cost_with:
+                continue
+            led = any(
+                key[:2] == wide[:2]
+                and len(key[2]) < len(wide[2])
+                and wide[2][: len(key[2])] == key[2]
+                for key in statement.cost_with
+            )
+            if not led:
+                continue
             try:
-                cost, _ = _price(conn, text, params, table_row, target.columns)
+                cost, _ = _price(conn, row["query"], parameters, tables[wide], wide[2])
             except psycopg.Error:
-                break
-            if cost > helped.cost_before * (1 - margin):
-                break
-            repriced.append(Helped(**{**asdict(helped), "cost_after": cost}))
-        else:
-            target.helps.extend(repriced)
-            del found[key]
+                continue
+            if cost < statement.cost_before:
+                statement.cost_with[wide] = cost
 
 
-def suggest_indexes(
-    warehouse: str,
-    *,
-    min_mean_ms: float | None = None,
-    containing: str | None = None,
-    limit: int = 200,
-    margin: float | None = None,
-) -> Advice:
-    """Suggest indexes for warehouse `warehouse`'s slow statements. Changes nothing:
-    hypothetical indexes exist only in this session and are reset after each use."""
-    margin = min_cost_cut() if margin is None else margin
-    min_mean_ms = settings.SLOW_QUERY_MS if min_mean_ms is None else min_mean_ms
+def choose_statements(
+    rows: list[dict], options: Options, advice: Advice
+) -> list[tuple[dict, parsing.Shape]]:
+    """The statements worth analysing: of those an index could serve (SELECT, UPDATE,
+    DELETE), heaviest total time first, until they make `workload_share` of their time
+    (at most `max_statements`). Unparsable and DDL/utility ones are listed as skipped."""
+    servable: list[tuple[dict, parsing.Shape]] = []
+    for row in rows:
+        try:
+            shape = parsing.shape_of(row["query"])
+        except parsing.UnparsableStatement as exc:
+            advice.skipped.append(Skipped(row["queryid"], row["query"], f"unparsable: {exc}"))
+            continue
+        if shape.kind in ("select", "update", "delete"):
+            servable.append((row, shape))
+    servable.sort(key=lambda pair: -pair[0]["total_ms"])
+    advice.workload_ms = sum(row["total_ms"] for row, _ in servable)
+    chosen: list[tuple[dict, parsing.Shape]] = []
+    for row, shape in servable:
+        if len(chosen) >= options.max_statements:
+            break
+        if chosen and advice.chosen_ms >= options.workload_share * advice.workload_ms:
+            break
+        chosen.append((row, shape))
+        advice.chosen_ms += row["total_ms"]
+    return chosen
+
+
+def suggest_indexes(warehouse: str, **overrides: Any) -> Advice:
+    """Suggest indexes for the heaviest statements of warehouse `warehouse` (see the
+    module docstring; `overrides` are Options fields). Changes nothing: hypothetical
+    indexes exist only in this session and are reset after each use."""
+    options = Options.from_settings(**overrides)
     advice = Advice(warehouse=warehouse)
     # Its own session: hypopg's hypothetical indexes live in it until it closes.
     with open_warehouse(warehouse, own_session=True) as conn:
@@ -315,76 +318,196 @@ def suggest_indexes(
                 "(sequential scans of big tables filtered on a selective column) "
                 "and carry no cost after."
             )
-        rows = pg.statements(conn, min_mean_ms=min_mean_ms, containing=containing, limit=limit)
-        catalog = _Catalog(conn)
-        found: dict[tuple, Suggestion] = {}
-        texts: dict[int, tuple[str, int]] = {}
-        for row in rows:
-            outcome = _advise_statement(conn, catalog, row, advice, margin)
-            if outcome is None:
-                continue
-            table, columns, helped, size, parameters = outcome
-            texts[row["queryid"]] = (row["query"], parameters)
-            key = (table["schema"], table["table"], columns)
-            if key not in found:
-                found[key] = Suggestion(
-                    schema=table["schema"],
-                    table=table["table"],
-                    columns=list(columns),
-                    name=index_name(table["table"], list(columns)),
-                    size_bytes=size,
-                    method="hypopg" if advice.hypopg else "heuristic",
-                )
-            found[key].helps.append(helped)
+        rows = workload.statements_by_weight(
+            conn,
+            min_calls=options.min_calls,
+            min_mean_ms=options.min_mean_ms,
+            containing=options.containing,
+        )
+        catalog = Catalog(
+            conn,
+            min_table_rows=options.min_table_rows,
+            include_tables=options.include_tables,
+            exclude_tables=options.exclude_tables,
+        )
+        chosen = choose_statements(rows, options, advice)
         if advice.hypopg:
-            _merge_prefixes(conn, found, texts, margin)
-    advice.suggestions = sorted(
-        found.values(), key=lambda s: -(s.cost_before - (s.cost_after or 0))
-    )
+            _advise_workload(conn, catalog, chosen, rows, advice, options)
+        else:
+            _advise_heuristically(conn, catalog, chosen, advice, options)
     return advice
 
 
-def _advise_statement(conn, catalog: _Catalog, row: dict, advice: Advice, margin: float):
-    """The best candidate for one statement, or None (recording why it was skipped)."""
+def _advise_workload(conn, catalog: Catalog, chosen: list, rows: list, advice, options) -> None:
+    """Price every chosen statement's candidates, then choose one set of indexes for
+    the workload under the budget; candidates whose write cost outweighs their gain
+    are marked not worth it and the set is chosen again without them."""
+    priced: list[selection.Priced] = []
+    texts: dict[int, tuple[dict, int]] = {}
+    tables: dict[selection.Key, dict] = {}
+    sizes: dict[selection.Key, int] = {}
+    for row, shape in chosen:
+        found = _price_statement(conn, catalog, row, shape, advice, options)
+        if found is None:
+            continue
+        before, options_priced = found
+        texts[row["queryid"]] = (row, shape.parameters)
+        statement = selection.Priced(row["queryid"], max(row["calls"], 1), before)
+        for table, columns, cost, size in options_priced:
+            key = (table["schema"], table["table"], columns)
+            tables[key], sizes[key] = table, size
+            if cost < before:
+                statement.cost_with[key] = cost
+        priced.append(statement)
+    _price_wider(conn, priced, texts, tables, sizes, options.margin)
+    writes = writecost.WriteCosts(conn, rows, options.index_write_cost)
+    by_id = {p.queryid: p for p in priced}
+    excluded: set[selection.Key] = set()
+    for _ in range(MAX_RESELECTIONS):
+        picked = selection.choose(priced, sizes, options.budget(), options.margin, excluded)
+        suggestions = [_suggestion(c, tables[c.key], texts, by_id, writes) for c in picked]
+        costly = [s for s in suggestions if not s.worth_it]
+        if not costly:
+            break
+        advice.not_worth_it.extend(costly)
+        excluded |= {(s.schema, s.table, tuple(s.columns)) for s in costly}
+    advice.suggestions = sorted(suggestions, key=lambda s: -s.saved)
+    workload_cost = sum(p.calls * p.cost_before for p in priced)
+    advice.saved_share = sum(s.saved for s in advice.suggestions) / workload_cost if priced else 0
+    _explain_unserved(priced, texts, advice, excluded, options)
+
+
+def _suggestion(chosen, table: dict, texts: dict, by_id: dict, writes) -> Suggestion:
+    schema, name, columns = chosen.key
+    suggestion = Suggestion(
+        schema=schema,
+        table=name,
+        columns=list(columns),
+        name=index_name(name, list(columns)),
+        size_bytes=chosen.size_bytes,
+        relkind=table["relkind"],
+    )
+    for queryid, cost in chosen.serves.items():
+        row, _ = texts[queryid]
+        before = by_id[queryid].cost_before
+        suggestion.helps.append(
+            Helped(queryid, row["query"], before, cost, row["calls"], row["mean_ms"])
+        )
+    suggestion.writes = writes.for_index(table, list(columns))
+    return suggestion
+
+
+def _explain_unserved(priced: list, texts: dict, advice, excluded: set, options) -> None:
+    """A "why not" line for each priced statement no chosen index serves."""
+    served = {h.queryid for s in advice.suggestions for h in s.helps}
+    for statement in priced:
+        if statement.queryid in served:
+            continue
+        row, _ = texts[statement.queryid]
+        halving = [
+            key
+            for key, cost in statement.cost_with.items()
+            if cost <= statement.cost_before * (1 - options.margin)
+        ]
+        if halving and all(key in excluded for key in halving):
+            reason = "not worth it: the index's write cost outweighs what it saves"
+        elif halving:
+            reason = "left out by the budget (max indexes, per table or total size)"
+        else:
+            reason = (
+                "the planner prefers its current plan at this selectivity: no candidate "
+                f"cuts cost {statement.cost_before:.1f} by {options.margin:.0%}"
+            )
+        advice.why_not.append(Skipped(statement.queryid, row["query"], reason))
+
+
+def _price_statement(
+    conn, catalog: Catalog, row: dict, shape: parsing.Shape, advice: Advice, options: Options
+) -> tuple[float, list[tuple]] | None:
+    """The statement's cost and each candidate's (table, columns, cost with it, size),
+    or None (recording why not)."""
+    text = row["query"]
+    candidates_found = _candidates_or_why_not(conn, catalog, row, shape, advice, options)
+    if candidates_found is None:
+        return None
+    before, options_found = candidates_found
+    priced = []
+    for table, columns in options_found:
+        try:
+            cost, size = _price(conn, text, shape.parameters, table, columns)
+        except psycopg.Error:
+            continue  # e.g. a column type with no b-tree operator class: not a candidate
+        priced.append((table, columns, cost, size))
+    return before, priced
+
+
+def _candidates_or_why_not(conn, catalog, row, shape, advice, options) -> tuple | None:
+    """(cost before, candidates) of a statement worth pricing; None with a why-not."""
     queryid, text = row["queryid"], row["query"]
-    try:
-        shape = parsing.shape_of(text)
-    except parsing.UnparsableStatement as exc:
-        advice.skipped.append(Skipped(queryid, text, f"unparsable: {exc}"))
-        return None
-    if shape.kind in ("ddl", "utility"):
-        advice.skipped.append(Skipped(queryid, text, f"{shape.kind} statement: nothing to index"))
-        return None
-    if shape.kind == "insert":
-        return None
+
+    def why_not(reason: str) -> None:
+        advice.why_not.append(Skipped(queryid, text, reason))
+
     advice.analysed += 1
-    options = candidates(shape, catalog)
-    if not options:
+    expand_views(shape, catalog)
+    unfit: list[str] = []
+    options_found = candidates(shape, catalog, unfit)
+    if not options_found:
+        why_not(_nothing_to_index(shape, unfit))
         return None
     try:
         before = plan_cost(conn, text, shape.parameters)
     except psycopg.Error as exc:
         advice.skipped.append(Skipped(queryid, text, f"EXPLAIN failed: {_first_line(exc)}"))
         return None
-    if not advice.hypopg:
-        scanned = _seq_scanned(plan_of(conn, text, shape.parameters)["Plan"])
-        return _heuristic(catalog, row, shape, options, before, scanned)
-    priced = []
-    for table, columns in options:
-        try:
-            cost, size = _price(conn, text, shape.parameters, table, columns)
-        except psycopg.Error:
-            continue  # e.g. a column type with no b-tree operator class: not a candidate
-        priced.append((table, columns, cost, size))
-    best = _best(priced, before, margin)
-    if best is None:
+    if before < options.min_cost:
+        why_not(f"plan already cheap: cost {before:.1f} is under the floor {options.min_cost:g}")
         return None
-    table, columns, cost, size = best
-    helped = Helped(queryid, text, before, cost, row["calls"], row["mean_ms"])
-    return table, columns, helped, size, shape.parameters
+    return before, options_found
 
 
-def _heuristic(catalog: _Catalog, row: dict, shape, options, before: float, scanned: set):
+def _advise_heuristically(conn, catalog: Catalog, chosen: list, advice, options) -> None:
+    """Without hypopg: one suggestion per statement from the plan's sequential scans."""
+    found: dict[tuple, Suggestion] = {}
+    for row, shape in chosen:
+        candidates_found = _candidates_or_why_not(conn, catalog, row, shape, advice, options)
+        if candidates_found is None:
+            continue
+        before, options_found = candidates_found
+        scanned = _seq_scanned(plan_of(conn, row["query"], shape.parameters)["Plan"])
+        outcome = _heuristic(catalog, row, shape, options_found, before, scanned)
+        if outcome is None:
+            continue
+        table, columns, helped, _, _ = outcome
+        key = (table["schema"], table["table"], columns)
+        suggestion = found.setdefault(
+            key,
+            Suggestion(
+                schema=table["schema"],
+                table=table["table"],
+                columns=list(columns),
+                name=index_name(table["table"], list(columns)),
+                method="heuristic",
+                relkind=table["relkind"],
+            ),
+        )
+        suggestion.helps.append(helped)
+    advice.suggestions = list(found.values())
+
+
+def _nothing_to_index(shape: parsing.Shape, unfit: list[str]) -> str:
+    """The one-line reason a statement has no candidate index at all."""
+    if unfit:
+        return unfit[0]
+    if shape.unindexable:
+        column = shape.unindexable[0].column
+        return f"a function or LIKE pattern on {column}: a plain index cannot serve it"
+    if shape.equality or shape.ranges or shape.joins or shape.order_by:
+        return "already indexed: an existing index starts with the filtered columns"
+    return "no filter, join or order an index could serve"
+
+
+def _heuristic(catalog: Catalog, row: dict, shape, options, before: float, scanned: set):
     """Without hypopg: a selective equality column of a big table the plan scans
     sequentially. No cost after (it cannot be measured without building the index)."""
     for table, columns in options:

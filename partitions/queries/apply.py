@@ -3,6 +3,13 @@
 apply: CREATE INDEX CONCURRENTLY under lock and statement timeouts, progress read
 from pg_stat_progress_create_index; on failure or cancel the invalid index it
 leaves behind is dropped. Undone by rollback: DROP INDEX CONCURRENTLY (admin).
+
+On a partitioned table (where CREATE INDEX CONCURRENTLY is refused): the parent's
+index is created ON ONLY the parent, each partition's index concurrently, and each
+attached with ALTER INDEX … ATTACH PARTITION; every step checks the catalog first,
+so a retried run resumes where the last attempt stopped. Undone by rollback: DROP
+INDEX of the parent's index (partitioned indexes cannot be dropped concurrently),
+which takes the partitions' indexes with it.
 """
 
 import threading
@@ -19,7 +26,8 @@ from opsconsole.confirmation import require_typed
 from opsconsole.roles import has_role
 from partitions.warehouses.postgres import open_warehouse
 
-from . import pg
+from . import pg, pg_partitioned
+from .advisor import index_name
 from .errors import ConfirmationMismatch, QueriesError
 
 APPLY_JOB = "queries.apply_index"
@@ -98,15 +106,24 @@ def build_index(ctx, params: dict) -> dict:
         columns=columns,
     ) as event:
         with open_warehouse(warehouse) as watcher:
-            _check_target(watcher, schema, table, columns, name)
+            partitioned = pg_partitioned.is_partitioned(watcher, schema, table)
+            resuming = partitioned and ctx.run.result.get("shell") == name
+            _check_target(watcher, schema, table, columns, name, resuming=resuming)
             ctx.log(f"building {name} on {schema}.{table} ({', '.join(columns)})")
             started = time.monotonic()
-            _build_watched(ctx, watcher, warehouse, schema, table, columns, name)
+            built: list[str] = []
+            if partitioned:
+                built = _build_partitioned(ctx, watcher, warehouse, schema, table, columns, name)
+            else:
+                _build_watched(ctx, watcher, warehouse, schema, table, columns, name)
             state = pg.index_state(watcher, schema, name)
             if state is None or not state["is_valid"]:
-                _drop_invalid(watcher, schema, name, ctx)
+                if not partitioned:  # a partitioned build keeps its steps to resume
+                    _drop_invalid(watcher, schema, name, ctx)
                 raise QueriesError(f"Index {name} did not end valid; it was dropped.")
-        event.params.update(size_bytes=state["size_bytes"], definition=state["definition"])
+        event.params.update(
+            size_bytes=state["size_bytes"], definition=state["definition"], partitions=built
+        )
         ctx.progress(1, 1, "index is valid")
         return {
             "index": name,
@@ -114,19 +131,71 @@ def build_index(ctx, params: dict) -> dict:
             "table": table,
             "definition": state["definition"],
             "size_bytes": state["size_bytes"],
+            "partitions": built,
             "seconds": round(time.monotonic() - started, 2),
         }
 
 
-def _check_target(conn, schema: str, table: str, columns: list[str], name: str) -> None:
+def _check_target(
+    conn, schema: str, table: str, columns: list[str], name: str, *, resuming: bool = False
+) -> None:
     found = pg.resolve_table(conn, schema, table)
     if found is None or found["schema"] != schema:
         raise QueriesError(f"Table {schema}.{table} does not exist.")
     missing = [c for c in columns if c not in pg.table_columns(conn, found["oid"])]
     if missing:
         raise QueriesError(f"{schema}.{table} has no column {', '.join(missing)}.")
-    if pg.index_state(conn, schema, name) is not None:
+    if not resuming and pg.index_state(conn, schema, name) is not None:
         raise QueriesError(f"An index named {schema}.{name} already exists.")
+
+
+def _build_partitioned(ctx, watcher, warehouse, schema, table, columns, name) -> list[str]:
+    """The parent's index ON ONLY the parent, each partition's concurrently, each one
+    attached; steps already done (seen in the catalog) are skipped, so a new attempt
+    resumes. Returns the partitions' index names."""
+    pg.set_timeouts(
+        watcher, lock_timeout_ms=lock_timeout_ms(), statement_timeout_ms=statement_timeout_ms()
+    )
+    children = pg_partitioned.partitions(watcher, schema, table)
+    index_of = {(schema, table): name}
+    index_of.update({(c["schema"], c["table"]): index_name(c["table"], columns) for c in children})
+    shells = [(schema, table)] + [(c["schema"], c["table"]) for c in children if not c["is_leaf"]]
+    for shell_schema, shell_table in shells:  # top-down: shells exist before attaching
+        shell = index_of[(shell_schema, shell_table)]
+        if pg.index_state(watcher, shell_schema, shell) is None:
+            pg_partitioned.create_index_on_only(watcher, shell_schema, shell_table, columns, shell)
+            ctx.log(f"created {shell} ON ONLY {shell_schema}.{shell_table}")
+    ctx.checkpoint(shell=name)
+    total = len(children) + 1
+    ctx.progress(1, total, "index on the parent created (ON ONLY)")
+    # Deepest first: a sub-partitioned child's shell is attached once its own are.
+    for done, child in enumerate(sorted(children, key=lambda c: -c["level"]), start=2):
+        ctx.check()
+        _index_partition(ctx, watcher, warehouse, child, columns, index_of)
+        ctx.progress(done, total, f"{child['schema']}.{child['table']} indexed and attached")
+    return [index_of[(c["schema"], c["table"])] for c in children]
+
+
+def _index_partition(ctx, watcher, warehouse, child: dict, columns, index_of: dict) -> None:
+    """Build one leaf partition's index concurrently (unless a valid one is there) and
+    attach it to its parent's index (unless it already is)."""
+    child_schema, child_table = child["schema"], child["table"]
+    child_index = index_of[(child_schema, child_table)]
+    if child["is_leaf"]:
+        state = pg.index_state(watcher, child_schema, child_index)
+        if state is not None and not state["is_valid"]:
+            _drop_invalid(watcher, child_schema, child_index, ctx)
+            state = None
+        if state is None:
+            ctx.log(f"building {child_index} on {child_schema}.{child_table}")
+            _build_watched(ctx, watcher, warehouse, child_schema, child_table, columns, child_index)
+    parent_schema, parent = child["parent_schema"], child["parent_table"]
+    parent_index = index_of[(parent_schema, parent)]
+    if not pg_partitioned.is_attached(
+        watcher, parent_schema, parent_index, child_schema, child_index
+    ):
+        pg_partitioned.attach_index(watcher, parent_schema, parent_index, child_schema, child_index)
+        ctx.log(f"attached {child_index} to {parent_index}")
 
 
 def _build_watched(ctx, watcher, warehouse, schema, table, columns, name) -> None:
@@ -213,7 +282,11 @@ def drop_index(ctx, params: dict) -> dict:
                 lock_timeout_ms=lock_timeout_ms(),
                 statement_timeout_ms=statement_timeout_ms(),
             )
-            pg.drop_index_concurrently(conn, schema, name)
+            if pg_partitioned.is_partitioned_index(conn, schema, name):
+                event.params["partitioned"] = True
+                pg_partitioned.drop_index(conn, schema, name)
+            else:
+                pg.drop_index_concurrently(conn, schema, name)
             if pg.index_state(conn, schema, name) is not None:
                 raise QueriesError(f"Index {schema}.{name} is still there after the drop.")
         ctx.progress(1, 1, "dropped")

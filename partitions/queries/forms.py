@@ -136,3 +136,68 @@ class RollbackIndexForm(forms.Form):
         ):
             self.add_error("confirm", error)
         return data
+
+
+class IndexAdvisorForm(forms.Form):
+    """The index advisor's options on the page (the CLI's `queries indexes` twins)."""
+
+    warehouse = WarehouseField(required=False)
+    schema = forms.CharField(required=False, max_length=200)
+    min_ms = forms.FloatField(required=False, min_value=0, label="Mean at least (ms)")
+    min_calls = forms.IntegerField(required=False, min_value=1, label="Calls at least")
+    min_cost = forms.FloatField(required=False, min_value=0, label="Plan cost at least")
+    min_saving = forms.FloatField(
+        required=False, min_value=1, max_value=99, label="Cost cut at least (%)"
+    )
+    max_indexes = forms.IntegerField(required=False, min_value=1, label="At most indexes")
+    max_per_table = forms.IntegerField(required=False, min_value=1, label="Per table")
+    max_total_mb = forms.FloatField(required=False, min_value=0, label="Total size (MB)")
+    include = forms.CharField(required=False, max_length=2000, label="Only tables")
+    exclude = forms.CharField(required=False, max_length=2000, label="Not tables")
+
+    def options(self) -> dict:
+        """Overrides for advisor.suggest_indexes (None: the default)."""
+        data = self.cleaned_data if self.is_valid() else {}
+        saving = data.get("min_saving")
+        return {
+            "containing": (data.get("schema") or "").strip() or None,
+            "min_mean_ms": data.get("min_ms"),
+            "min_calls": data.get("min_calls"),
+            "min_cost": data.get("min_cost"),
+            "margin": saving / 100 if saving is not None else None,
+            "max_indexes": data.get("max_indexes"),
+            "max_per_table": data.get("max_per_table"),
+            "max_total_mb": data.get("max_total_mb"),
+            "include_tables": _names(data.get("include")),
+            "exclude_tables": _names(data.get("exclude")),
+        }
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    names = tuple(n.strip() for n in (text or "").split(",") if n.strip())
+    return names or None
+
+
+class DropIndexForm(forms.Form):
+    """Parameters of the drop job: the index name typed again as confirmation."""
+
+    warehouse = WarehouseField()
+    schema = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, label="Index name")
+    confirm = forms.CharField(max_length=200, label="Type the index name to confirm")
+
+    def clean_schema(self):
+        return clean_identifier(self.cleaned_data["schema"], "schema")
+
+    def clean_name(self):
+        return clean_identifier(self.cleaned_data["name"], "index name")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("name") and data.get("confirm", "").strip() != data["name"]:
+            self.add_error("confirm", f"Type the index name {data['name']!r} exactly to drop it.")
+        return data
+
+
+class RecreateIndexForm(DropIndexForm):
+    drop_run = forms.IntegerField()

@@ -3,8 +3,8 @@
 from jobs.registry import job
 from jobs.schedules import periodic
 
-from . import apply
-from .forms import ApplyIndexForm, RollbackIndexForm
+from . import apply, drops
+from .forms import ApplyIndexForm, DropIndexForm, RecreateIndexForm, RollbackIndexForm
 
 SNAPSHOT_EVERY_S = 3600
 
@@ -32,6 +32,32 @@ def apply_index(ctx, params: dict) -> dict:
 )
 def rollback_index(ctx, params: dict) -> dict:
     return apply.drop_index(ctx, params)
+
+
+@job(
+    drops.DROP_JOB,
+    kind="index",
+    form=DropIndexForm,
+    soft_timeout=3600,
+    role="admin",
+    listed=False,
+    description="Drop an unused or duplicate index (DROP INDEX CONCURRENTLY), definition kept.",
+)
+def drop_unneeded_index(ctx, params: dict) -> dict:
+    return drops.drop_unneeded(ctx, params)
+
+
+@job(
+    drops.RECREATE_JOB,
+    kind="index",
+    form=RecreateIndexForm,
+    soft_timeout=4 * 3600,
+    role="admin",
+    listed=False,
+    description="Re-create a dropped index from its saved definition, concurrently.",
+)
+def recreate_index(ctx, params: dict) -> dict:
+    return drops.recreate(ctx, params)
 
 
 periodic(

@@ -36,6 +36,20 @@ class ColumnUse:
     column: str
 
 
+@dataclass(frozen=True)
+class Derived:
+    """A CTE or a subquery in FROM: not a table, its output columns stand for columns
+    of the tables inside it (a plain column each; an expression maps to nothing)."""
+
+    outputs: tuple[tuple[str, ColumnUse | None], ...]
+
+    def column(self, name: str) -> ColumnUse | None:
+        return dict(self.outputs).get(name)
+
+
+Scope = dict[str, "TableRef | Derived"]
+
+
 @dataclass
 class Shape:
     """What the index advisor needs to know about one statement."""
@@ -49,6 +63,8 @@ class Shape:
     order_by: list[tuple[ColumnUse, bool]] = field(default_factory=list)  # (column, descending)
     unindexable: list[ColumnUse] = field(default_factory=list)  # LIKE, functions of a column
     read_only: bool = False  # a plain SELECT: no locking clause, INTO, or writing CTE
+    outputs: dict[str, ColumnUse | None] = field(default_factory=dict)  # a SELECT's columns
+    set_columns: list[str] = field(default_factory=list)  # the columns an UPDATE sets
 
     @property
     def explainable(self) -> bool:
@@ -112,11 +128,13 @@ def shape_of(text: str) -> Shape:
         finder(stmt)
         shape.read_only = not finder.writes
     if isinstance(stmt, ast.SelectStmt):
-        _select(stmt, shape)
+        shape.outputs = _select(stmt, shape, {}, {}, top=True)
     elif isinstance(stmt, ast.UpdateStmt | ast.DeleteStmt):
         table = _table(stmt.relation)
         shape.tables.append(table)
-        _where(stmt.whereClause, {table.key: table}, shape)
+        _where(stmt.whereClause, {table.key: table}, shape, {})
+        if isinstance(stmt, ast.UpdateStmt):
+            shape.set_columns = [t.name for t in stmt.targetList or () if t.name]
     return shape
 
 
@@ -125,48 +143,134 @@ def _table(node: ast.RangeVar) -> TableRef:
     return TableRef(schema=node.schemaname, name=node.relname, alias=alias)
 
 
-def _from_items(items: Iterable, tables: dict[str, TableRef], joins: list) -> None:
+def _from_items(items: Iterable, scope: Scope, joins: list, shape: Shape, ctes: dict) -> None:
     for item in items or ():
         if isinstance(item, ast.RangeVar):
+            if item.schemaname is None and item.relname in ctes:
+                # A CTE read by name: its columns stand for its body's columns.
+                alias = item.alias.aliasname if item.alias else item.relname
+                scope[alias] = ctes[item.relname]
+                continue
             ref = _table(item)
-            tables[ref.key] = ref
+            scope[ref.key] = ref
+            shape.tables.append(ref)
+        elif isinstance(item, ast.RangeSubselect) and isinstance(item.subquery, ast.SelectStmt):
+            inner = _select(item.subquery, shape, ctes, {} if not item.lateral else scope)
+            if item.alias is not None:
+                scope[item.alias.aliasname] = Derived(tuple(inner.items()))
         elif isinstance(item, ast.JoinExpr):
-            _from_items([item.larg, item.rarg], tables, joins)
+            _from_items([item.larg, item.rarg], scope, joins, shape, ctes)
             if item.quals is not None:
                 joins.append(item.quals)
 
 
-def _select(stmt: ast.SelectStmt, shape: Shape) -> None:
+def _with(stmt: ast.SelectStmt, shape: Shape, ctes: dict) -> dict:
+    """Read each CTE's body (plain, MATERIALIZED or NOT: its WHERE and joins count the
+    same) and name its output columns for the statement that reads it."""
+    ctes = dict(ctes)
+    for cte in stmt.withClause.ctes if stmt.withClause else ():
+        if isinstance(cte.ctequery, ast.SelectStmt):
+            outputs = _select(cte.ctequery, shape, ctes, {})
+            names = [c.sval for c in cte.aliascolnames or ()]
+            pairs = list(outputs.items())
+            if names:  # WITH x(a, b) AS (...): the listed names win, in order
+                pairs = [(n, use) for n, (_, use) in zip(names, pairs, strict=False)]
+            ctes[cte.ctename] = Derived(tuple(pairs))
+    return ctes
+
+
+def _select(
+    stmt: ast.SelectStmt, shape: Shape, ctes: dict, outer: Scope, *, top: bool = False
+) -> dict:
+    """Record what `stmt` filters, joins and (at the top) sorts on into `shape`; return
+    its output columns (name -> the column it is, or None for an expression)."""
+    ctes = _with(stmt, shape, ctes)
     if stmt.op != enums.SetOperation.SETOP_NONE:
-        for side in (stmt.larg, stmt.rarg):
-            _select(side, shape)
-        return
-    tables: dict[str, TableRef] = {}
+        left = _select(stmt.larg, shape, ctes, outer)
+        _select(stmt.rarg, shape, ctes, outer)
+        return left
+    scope: Scope = {}
     join_quals: list = []
-    _from_items(stmt.fromClause, tables, join_quals)
-    shape.tables.extend(tables.values())
+    _from_items(stmt.fromClause, scope, join_quals, shape, ctes)
+    visible = {**outer, **scope}
     for quals in join_quals:
-        _where(quals, tables, shape)
-    _where(stmt.whereClause, tables, shape)
+        _where(quals, visible, shape, ctes)
+    _where(stmt.whereClause, visible, shape, ctes)
+    outputs = _outputs(stmt, visible)
+    if top:  # only the statement's own ORDER BY is an order an index can give
+        _order_by(stmt, visible, shape)
+    return outputs
+
+
+def _outputs(stmt: ast.SelectStmt, scope: Scope) -> dict[str, ColumnUse | None]:
+    outputs: dict[str, ColumnUse | None] = {}
+    for target in stmt.targetList or ():
+        if not isinstance(target, ast.ResTarget):
+            continue
+        column = _column(target.val, scope)
+        name = target.name or _last_name(target.val)
+        if name is not None:
+            outputs.setdefault(name, column)
+    return outputs
+
+
+def _last_name(node) -> str | None:
+    if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+        return node.fields[-1].sval
+    return None
+
+
+def _order_by(stmt: ast.SelectStmt, scope: Scope, shape: Shape) -> None:
+    """ORDER BY columns, also by position (ORDER BY 1) and by output alias."""
+    targets = [t for t in stmt.targetList or () if isinstance(t, ast.ResTarget)]
+    order: list[tuple[ColumnUse, bool]] = []
     for sort in stmt.sortClause or ():
-        column = _column(sort.node, tables)
+        node = sort.node
+        if isinstance(node, ast.A_Const) and isinstance(node.val, ast.Integer):
+            position = node.val.ival
+            node = targets[position - 1].val if 0 < position <= len(targets) else None
+        elif _is_output_alias(node, targets):
+            node = next(t.val for t in targets if t.name == node.fields[0].sval)
+        column = _column(node, scope)
         if column is None:
             break  # an expression: an index on plain columns cannot give this order
-        descending = sort.sortby_dir == enums.SortByDir.SORTBY_DESC
-        shape.order_by.append((column, descending))
+        order.append((column, sort.sortby_dir == enums.SortByDir.SORTBY_DESC))
+    shape.order_by = order
 
 
-def _column(node, tables: dict[str, TableRef]) -> ColumnUse | None:
+def _is_output_alias(node, targets: list) -> bool:
+    """A bare name in ORDER BY is an output column's name first (as PostgreSQL reads it)."""
+    if not isinstance(node, ast.ColumnRef) or len(node.fields) != 1:
+        return False
+    name = node.fields[0]
+    return isinstance(name, ast.String) and any(t.name == name.sval for t in targets)
+
+
+def _column(node, scope: Scope) -> ColumnUse | None:
+    if isinstance(node, ast.TypeCast):
+        return _column(node.arg, scope)
     if not isinstance(node, ast.ColumnRef):
         return None
     names = [f.sval for f in node.fields if isinstance(f, ast.String)]
     if len(names) != len(node.fields):
         return None  # a star
     if len(names) == 1:
-        only = next(iter(tables.values())) if len(tables) == 1 else None
-        return ColumnUse(only, names[0])
+        return _unqualified(names[0], scope)
     qualifier, column = names[-2], names[-1]
-    return ColumnUse(tables.get(qualifier), column)
+    found = scope.get(qualifier)
+    if isinstance(found, Derived):
+        return found.column(column)
+    return ColumnUse(found, column)
+
+
+def _unqualified(column: str, scope: Scope) -> ColumnUse | None:
+    derived = [d for d in scope.values() if isinstance(d, Derived)]
+    for item in derived:
+        if column in dict(item.outputs):
+            return item.column(column)
+    tables = [t for t in scope.values() if isinstance(t, TableRef)]
+    only = tables[0] if len(tables) == 1 and not derived else None
+    return ColumnUse(only, column)
 
 
 def _is_value(node) -> bool:
@@ -185,17 +289,24 @@ def _conjuncts(node) -> list:
     return [node] if node is not None else []
 
 
-def _where(node, tables: dict[str, TableRef], shape: Shape) -> None:
+def _where(node, tables: Scope, shape: Shape, ctes: dict) -> None:
     for conj in _conjuncts(node):
         if isinstance(conj, ast.A_Expr):
             _comparison(conj, tables, shape)
+        elif isinstance(conj, ast.SubLink) and isinstance(conj.subselect, ast.SelectStmt):
+            # EXISTS / IN (SELECT ...): the subquery's own filters, with the outer
+            # tables visible for its correlated comparisons.
+            _select(conj.subselect, shape, ctes, tables)
+            tested = _column(conj.testexpr, tables) if conj.testexpr is not None else None
+            if tested is not None:
+                shape.joins.append(tested)
         elif isinstance(conj, ast.NullTest):
             column = _column(conj.arg, tables)
             if column is not None and conj.nulltesttype == enums.NullTestType.IS_NULL:
                 shape.equality.append(column)
 
 
-def _comparison(expr: ast.A_Expr, tables: dict[str, TableRef], shape: Shape) -> None:
+def _comparison(expr: ast.A_Expr, tables: Scope, shape: Shape) -> None:
     op = expr.name[-1].sval if expr.name else ""
     kind = expr.kind
     left, right = _column(expr.lexpr, tables), _column(expr.rexpr, tables)
@@ -208,6 +319,9 @@ def _comparison(expr: ast.A_Expr, tables: dict[str, TableRef], shape: Shape) -> 
         return
     if kind in (enums.A_Expr_Kind.AEXPR_BETWEEN,) and left is not None:
         shape.ranges.append(left)
+        return
+    if kind == enums.A_Expr_Kind.AEXPR_OP_ANY and left is not None and op in EQUALITY_OPS:
+        shape.equality.append(left)  # col = ANY($1): a list of equalities
         return
     if kind != enums.A_Expr_Kind.AEXPR_OP:
         return

@@ -14,9 +14,9 @@ from opsconsole.roles import has_role, role_required
 from partitions import warehouses
 from partitions.warehouses import WarehouseError
 
-from . import activity, advisor, apply, bigquery, health, slow
+from . import activity, advisor, apply, bigquery, drops, health, slow
 from .explain import explain_statement
-from .forms import ConfirmForm, ExplainForm, SlowFilterForm
+from .forms import ConfirmForm, ExplainForm, IndexAdvisorForm, SlowFilterForm
 
 
 def _warehouse(request) -> str | None:
@@ -171,8 +171,8 @@ def indexes(request):
     context = {
         "warehouse": _warehouse(request),
         "warehouses": list(warehouses.of_kind("postgres")),
-        "min_ms": request.GET.get("min_ms", ""),
-        "schema": request.GET.get("schema", ""),
+        "form": IndexAdvisorForm(request.GET or None),
+        "query": request.GET.urlencode(),
     }
     return render(request, "queries/indexes.html", context)
 
@@ -182,16 +182,13 @@ def index_report(request):
     """The suggestions and index-health partial (loaded by htmx: it runs EXPLAINs)."""
     warehouse = _warehouse(request)
     context = {"warehouse": warehouse, "error": ""}
+    options = IndexAdvisorForm(request.GET).options()
     try:
-        min_ms = float(request.GET["min_ms"]) if request.GET.get("min_ms") else None
-    except ValueError:
-        min_ms = None
-    try:
-        schema = request.GET.get("schema") or None
-        context["advice"] = advisor.suggest_indexes(
-            warehouse or "", min_mean_ms=min_ms, containing=schema
+        context["advice"] = advisor.suggest_indexes(warehouse or "", **options)
+        context["health"] = health.index_health(warehouse or "", schema=options["containing"])
+        context["drops"] = drops.drop_suggestions(
+            warehouse or "", schema=options["containing"], report=context["health"]
         )
-        context["health"] = health.index_health(warehouse or "", schema=schema)
     except WarehouseError as exc:
         context["error"] = str(exc)
     return render(request, "queries/partials/_index_report.html", context)
@@ -207,7 +204,11 @@ def apply_index(request):
     params = {key: source.get(key, "") for key in APPLY_FIELDS}
     columns = [c.strip() for c in params["columns"].split(",") if c.strip()]
     preview = advisor.Suggestion(
-        schema=params["schema"], table=params["table"], columns=columns, name=params["name"]
+        schema=params["schema"],
+        table=params["table"],
+        columns=columns,
+        name=params["name"],
+        relkind="p" if source.get("partitioned") else "r",  # shows the ON ONLY plan
     )
     if request.method == "POST":
         try:

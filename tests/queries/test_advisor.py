@@ -95,9 +95,8 @@ def test_it_orders_composite_columns_by_selectivity(shop, run_statement):
 @pytest.mark.django_db
 def test_it_lists_statements_it_cannot_parse_as_skipped(shop, wh):
     advice = advisor.Advice(warehouse="main")
-    catalog = advisor._Catalog(wh)
     row = {"queryid": 1, "query": "SELEC oops FROM nowhere", "calls": 1, "mean_ms": 1.0}
-    assert advisor._advise_statement(wh, catalog, row, advice, 0.5) is None
+    assert advisor.choose_statements([row], advisor.Options(), advice) == []
     assert advice.skipped[0].reason.startswith("unparsable")
 
 

@@ -73,3 +73,18 @@ def test_it_applies_an_index_and_waits(celery_worker, capsys, shop, wh):
         [shop, "orders_customer_id_idx"],
     ).fetchone()
     assert valid == (True,)
+
+
+@pytest.mark.django_db
+def test_it_takes_the_advisor_options(capsys, shop, run_statement):
+    run_statement("SELECT * FROM {s}.orders WHERE customer_id = %s", shop, [3])
+    run_statement("SELECT id FROM {s}.customers WHERE email = %s", shop, ["c5@example.com"])
+    args = ["indexes", "--json", "--schema", shop, "--min-calls", "2", "--max-per-table", "1"]
+    data = json.loads(run_cli(capsys, *args, "--exclude-table", f"{shop}.orders"))
+    assert [s["table"] for s in data["suggestions"]] == []  # customers: 6,000 rows, tiny
+    assert any("is excluded" in w["reason"] for w in data["why_not"])
+    data = json.loads(run_cli(capsys, *args, "--min-cost", "0", "--include-table", "customers"))
+    assert [(s["table"], s["columns"]) for s in data["suggestions"]] == []
+    assert any("not among the included tables" in w["reason"] for w in data["why_not"])
+    text = run_cli(capsys, "indexes", "--schema", shop)
+    assert "estimated workload cost saved" in text and "calls served" in text

@@ -12,6 +12,9 @@ def test_it_seeds_a_workload_with_suggestions_and_findings(pg_schema):
     advice = advisor.suggest_indexes("main", min_mean_ms=0, containing=pg_schema)
     tables = {(s.table, s.columns[0]) for s in advice.suggestions}
     assert ("orders", "customer_id") in tables
+    by_default = advisor.suggest_indexes("main", containing=pg_schema)  # no threshold given
+    assert ("orders", "customer_id") in {(s.table, s.columns[0]) for s in by_default.suggestions}
+    assert {s.schema for s in by_default.suggestions} == {pg_schema}
     report = health.index_health("main", schema=pg_schema)
     assert {r["name"] for r in report.redundant} == {"orders_created_idx", "orders_status_idx"}
     assert [f["name"] for f in report.unindexed_foreign_keys] == ["orders_customer_id_fkey"]

@@ -50,6 +50,20 @@ def test_it_shows_suggestions_with_their_create_statement(client_as, shop, run_s
 
 
 @pytest.mark.django_db
+def test_it_takes_the_advisor_options_and_says_why_not(client_as, shop, run_statement):
+    run_statement("SELECT * FROM {s}.orders WHERE customer_id = %s", shop, [3])
+    run_statement("SELECT id FROM {s}.orders WHERE total = %s", shop, [7])
+    page = (
+        client_as("viewer")
+        .get(f"/queries/indexes/report/?schema={shop}&max_per_table=1")
+        .content.decode()
+    )
+    assert page.count("CREATE INDEX CONCURRENTLY") == 1
+    assert "left out by the budget" in page
+    assert "table writes" in page and "of the analysed statements" in page
+
+
+@pytest.mark.django_db
 def test_it_explains_a_listed_statement_for_a_viewer(client_as, shop):
     viewer = client_as("viewer")
     statement = f'SELECT * FROM "{shop}".orders WHERE total = $1'

@@ -13,7 +13,7 @@ from opsconsole.commands import (
 from partitions import warehouses
 from partitions.warehouses import WarehouseError
 
-from ... import advisor, apply, health, slow
+from ... import advisor, apply, drops, health, slow
 from ...errors import ConfirmationMismatch
 from ...explain import explain_statement
 
@@ -48,8 +48,23 @@ class Command(ConsoleCommand):
 
         p = sub.add_parser("indexes", help="index suggestions and index health")
         common(p)
-        p.add_argument("--min-ms", type=float, default=None)
+        p.add_argument("--min-ms", type=float, default=None, help="only statements this slow")
         p.add_argument("--schema", help="only statements mentioning this schema")
+        p.add_argument("--min-calls", type=int, help="only statements called this often")
+        p.add_argument("--min-cost", type=float, help="plans cheaper than this are left alone")
+        p.add_argument("--min-saving", type=float, help="%% cost cut an index must give")
+        p.add_argument("--max-indexes", type=int, help="budget: indexes in all")
+        p.add_argument("--max-per-table", type=int, help="budget: indexes per table")
+        p.add_argument("--max-total-mb", type=float, help="budget: total index size")
+        p.add_argument("--include-table", action="append", default=[], dest="include_tables")
+        p.add_argument("--exclude-table", action="append", default=[], dest="exclude_tables")
+
+        p = sub.add_parser("drop", help="drop an unused or duplicate index as a job")
+        common(p)
+        p.add_argument("--schema", required=True)
+        p.add_argument("--name", required=True)
+        p.add_argument("--confirm", required=True, help="the index name, typed again")
+        add_wait_arguments(p)
 
         p = sub.add_parser("apply", help="build a suggested index as a job")
         common(p)
@@ -117,12 +132,27 @@ class Command(ConsoleCommand):
             self.stdout.write(f"{'  ' * n.depth}{n.node_type}{on}  cost {n.total_cost:.1f}{flags}")
 
     def do_indexes(self, opts):
+        saving = opts["min_saving"]
         advice = advisor.suggest_indexes(
-            opts["warehouse"], min_mean_ms=opts["min_ms"], containing=opts["schema"]
+            opts["warehouse"],
+            min_mean_ms=opts["min_ms"],
+            containing=opts["schema"],
+            min_calls=opts["min_calls"],
+            min_cost=opts["min_cost"],
+            margin=saving / 100 if saving is not None else None,
+            max_indexes=opts["max_indexes"],
+            max_per_table=opts["max_per_table"],
+            max_total_mb=opts["max_total_mb"],
+            include_tables=tuple(opts["include_tables"]) or None,
+            exclude_tables=tuple(opts["exclude_tables"]) or None,
         )
         report = health.index_health(opts["warehouse"], schema=opts["schema"])
+        worth_dropping = drops.drop_suggestions(
+            opts["warehouse"], schema=opts["schema"], report=report
+        )
         if opts["json"]:
-            self.stdout.write(_json({**advice.as_dict(), "health": report.as_dict()}))
+            data = {**advice.as_dict(), "health": report.as_dict(), "drops": worth_dropping}
+            self.stdout.write(_json(data))
             return
         for note in advice.notes:
             self.stdout.write(f"note: {note}")
@@ -131,8 +161,26 @@ class Command(ConsoleCommand):
             ids = ", ".join(str(h.queryid) for h in s.helps)
             self.stdout.write(f"{s.create_statement};")
             self.stdout.write(f"    cost {s.cost_before:.1f} -> {after}; helps {ids}")
+            calls = sum(h.calls for h in s.helps)
+            if s.writes is not None:
+                updated = ", ".join(s.writes.updated_columns) or "none"
+                self.stdout.write(
+                    f"    {calls} calls served; table writes {s.writes.writes_per_s}/s; "
+                    f"indexed columns updated: {updated}"
+                )
+        if advice.suggestions:
+            self.stdout.write(f"estimated workload cost saved: {advice.saved_share:.0%}")
+        for s in advice.not_worth_it:
+            self.stdout.write(
+                f"not worth it: {s.schema}.{s.table} ({', '.join(s.columns)}): saves "
+                f"{s.saved:.0f}, costs writes {s.writes.cost:.0f}"
+            )
         if not advice.suggestions:
             self.stdout.write("No index suggestion.")
+        for item in advice.why_not:
+            self.stdout.write(f"why not {item.queryid}: {item.reason}")
+        for item in worth_dropping:
+            self.stdout.write(f"worth dropping: {item['schema']}.{item['name']} ({item['why']})")
         for item in report.redundant:
             self.stdout.write(
                 f"redundant: {item['name']} is a {item['reason']} {item['covered_by']}"
@@ -147,6 +195,17 @@ class Command(ConsoleCommand):
             )
         for n in report.n_plus_one:
             self.stdout.write(f"possible N+1: {n['queryid']} ({n['calls']} calls)")
+
+    def do_drop(self, opts):
+        params = {k: opts[k] for k in ("warehouse", "schema", "name", "confirm")}
+        try:
+            run = drops.start_drop(self.actor, params)
+        except runner.LaunchRefused as exc:
+            raise bad_input(str(exc)) from None
+        run = self.follow(run, opts)
+        self.stdout.write(f"run #{run.pk} {run.status}: drop {opts['schema']}.{opts['name']}")
+        if not run.is_active and run.status != "succeeded":
+            raise failed(f"run #{run.pk} {run.status}: {run.error}")
 
     def do_apply(self, opts):
         columns = [c.strip() for c in opts["columns"].split(",") if c.strip()]

@@ -1,0 +1,199 @@
+"""Candidate indexes for one statement: the relations it reads (views expanded to
+their base tables), which columns it filters, joins and sorts on, and the column
+lists worth pricing, minus what an existing index already serves and relations that
+get no index (system, extension-owned, tiny, excluded). Read-only catalog look-ups,
+cached for the whole run."""
+
+from typing import Any
+
+import psycopg
+
+from . import parsing, pg, workload
+
+MAX_INDEX_COLUMNS = 3
+MAX_VIEW_DEPTH = 8  # views over views: deeper than this is a cycle or a pathology
+INDEXABLE_RELKINDS = ("r", "p", "m")
+
+
+class Catalog:
+    """Caches what the advisor reads about tables while it works on many statements."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        *,
+        min_table_rows: int = 10_000,
+        include_tables: tuple[str, ...] = (),
+        exclude_tables: tuple[str, ...] = (),
+    ):
+        self.conn = conn
+        self.min_table_rows = min_table_rows
+        self.include_tables = set(include_tables)
+        self.exclude_tables = set(exclude_tables)
+        self._tables: dict[tuple, dict | None] = {}
+        self._views: dict[int, parsing.Shape | None] = {}
+        self._columns: dict[int, list[str]] = {}
+        self._stats: dict[int, dict] = {}
+        self._indexes: dict[int, list[dict]] = {}
+
+    def table(self, ref: parsing.TableRef) -> dict | None:
+        key = (ref.schema, ref.name)
+        if key not in self._tables:
+            self._tables[key] = workload.relation(self.conn, ref.schema, ref.name)
+        return self._tables[key]
+
+    def view_shape(self, table: dict) -> parsing.Shape | None:
+        """What a view's own SELECT filters and joins on, and what its columns are."""
+        if table["oid"] not in self._views:
+            try:
+                body = workload.view_definition(self.conn, table["oid"]).rstrip().rstrip(";")
+                self._views[table["oid"]] = parsing.shape_of(body)
+            except parsing.UnparsableStatement:
+                self._views[table["oid"]] = None
+        return self._views[table["oid"]]
+
+    def unfit(self, table: dict) -> str | None:
+        """Why no index is proposed on this relation (None: it may get one)."""
+        if table["is_system"] or table["extension_owned"]:
+            return f"{table['schema']}.{table['table']} belongs to the system or an extension"
+        names = {table["table"], f"{table['schema']}.{table['table']}"}
+        if self.include_tables and not names & self.include_tables:
+            return f"{table['schema']}.{table['table']} is not among the included tables"
+        if names & self.exclude_tables:
+            return f"{table['schema']}.{table['table']} is excluded"
+        if table["relkind"] not in INDEXABLE_RELKINDS:
+            return f"{table['schema']}.{table['table']} is not a table"
+        if table["reltuples"] < self.min_table_rows:
+            return (
+                f"tiny table: {table['schema']}.{table['table']} has "
+                f"{int(table['reltuples'])} rows, read whole anyway"
+            )
+        return None
+
+    def columns(self, table: dict) -> list[str]:
+        if table["oid"] not in self._columns:
+            self._columns[table["oid"]] = pg.table_columns(self.conn, table["oid"])
+        return self._columns[table["oid"]]
+
+    def stats(self, table: dict) -> dict:
+        if table["oid"] not in self._stats:
+            self._stats[table["oid"]] = pg.column_stats(self.conn, table["schema"], table["table"])
+        return self._stats[table["oid"]]
+
+    def indexes(self, table: dict) -> list[dict]:
+        if table["oid"] not in self._indexes:
+            self._indexes[table["oid"]] = pg.indexes(self.conn, table_oid=table["oid"])
+        return self._indexes[table["oid"]]
+
+    def distinct_values(self, table: dict, column: str) -> float:
+        row = self.stats(table).get(column)
+        if row is None or row["n_distinct"] is None:
+            return 0.0
+        n = float(row["n_distinct"])
+        return -n * max(table["reltuples"], 1) if n < 0 else n
+
+    def covered(self, table: dict, columns: tuple[str, ...]) -> str | None:
+        """The existing valid plain b-tree index that starts with these columns."""
+        for index in self.indexes(table):
+            plain = index["method"] == "btree" and not index["is_partial"]
+            usable = plain and index["is_valid"] and not index["has_expressions"]
+            if usable and tuple(index["columns"][: len(columns)]) == columns:
+                return index["name"]
+        return None
+
+
+def expand_views(shape: parsing.Shape, catalog: Catalog) -> None:
+    """Fold each view's own filters and joins (recursively) into the statement's shape,
+    so the base tables under a view are considered too."""
+    seen: set[int] = set()
+    for depth_ref in shape.tables:  # grows while views are expanded
+        table = catalog.table(depth_ref)
+        if table is None or table["relkind"] != "v" or table["oid"] in seen:
+            continue
+        seen.add(table["oid"])
+        if len(seen) > MAX_VIEW_DEPTH * 4:
+            break
+        body = catalog.view_shape(table)
+        if body is None:
+            continue
+        shape.tables.extend(body.tables)
+        shape.equality.extend(body.equality)
+        shape.ranges.extend(body.ranges)
+        shape.joins.extend(body.joins)
+        shape.unindexable.extend(body.unindexable)
+
+
+def _owner(
+    use: parsing.ColumnUse, shape: parsing.Shape, catalog: Catalog, depth: int = 0
+) -> tuple[dict, str] | None:
+    """The table and column a column use reads (an unqualified column: the one table
+    that has it; a view's column: the base column it stands for)."""
+    refs = [use.table] if use.table is not None else shape.tables
+    owners: dict[tuple[int, str], tuple[dict, str]] = {}
+    for ref in refs:
+        table = catalog.table(ref)
+        if table is None or use.column not in catalog.columns(table):
+            continue
+        if table["relkind"] == "v":
+            body = catalog.view_shape(table) if depth < MAX_VIEW_DEPTH else None
+            inner = body.outputs.get(use.column) if body is not None else None
+            found = _owner(inner, body, catalog, depth + 1) if inner is not None else None
+        else:
+            found = (table, use.column)
+        if found is not None:
+            owners[(found[0]["oid"], found[1])] = found
+    return next(iter(owners.values())) if len(owners) == 1 else None
+
+
+def candidates(
+    shape: parsing.Shape, catalog: Catalog, unfit: list[str] | None = None
+) -> list[tuple[dict, tuple[str, ...]]]:
+    """Candidate (table, columns) for one statement, not already covered by an index.
+    Relations that get no index (system, extension, tiny) and candidates an existing
+    index already serves add their reason to `unfit`."""
+    per_table: dict[int, dict[str, Any]] = {}
+    unfit = [] if unfit is None else unfit
+
+    def slot(table: dict) -> dict[str, Any] | None:
+        reason = catalog.unfit(table)
+        if reason is not None:
+            if reason not in unfit:
+                unfit.append(reason)
+            return None
+        return per_table.setdefault(
+            table["oid"], {"table": table, "eq": [], "range": [], "join": [], "order": []}
+        )
+
+    for kind, uses in (("eq", shape.equality), ("range", shape.ranges), ("join", shape.joins)):
+        for use in uses:
+            owner = _owner(use, shape, catalog)
+            entry = slot(owner[0]) if owner is not None else None
+            if entry is not None and owner[1] not in entry[kind]:
+                entry[kind].append(owner[1])
+    ordered = [_owner(use, shape, catalog) for use, _ in shape.order_by]
+    order_tables = {o[0]["oid"] for o in ordered if o is not None}
+    one_table = ordered and None not in ordered and len(order_tables) == 1
+    if one_table and len(ordered) <= MAX_INDEX_COLUMNS and (entry := slot(ordered[0][0])):
+        entry["order"] = [column for _, column in ordered]
+
+    found: list[tuple[dict, tuple[str, ...]]] = []
+    for entry in per_table.values():
+        table = entry["table"]
+        eq = sorted(entry["eq"], key=lambda c: -catalog.distinct_values(table, c))
+        options = [(c,) for c in eq + entry["range"] + entry["join"]]
+        if len(eq) > 1:
+            options.append(tuple(eq[:MAX_INDEX_COLUMNS]))
+        if eq and entry["range"]:
+            options.append(tuple(eq[: MAX_INDEX_COLUMNS - 1]) + (entry["range"][0],))
+        if entry["order"]:
+            tail = [c for c in entry["order"] if c not in eq]
+            options.append(tuple((eq + tail)[:MAX_INDEX_COLUMNS]))
+        for columns in dict.fromkeys(options):
+            existing = catalog.covered(table, columns) if columns else None
+            if existing is not None:
+                note = f"already indexed by {table['schema']}.{existing}"
+                if note not in unfit:
+                    unfit.append(note)
+            elif columns:
+                found.append((table, columns))
+    return found
