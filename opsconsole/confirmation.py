@@ -6,21 +6,25 @@ Surrounding spaces are forgiven unless the word itself has them (a glob pattern
 may), so what counts as typed is the same on every page and command.
 """
 
+from collections.abc import Sequence
+
 
 class ConfirmationMismatch(Exception):
     """The operator did not type the confirmation word; the message says what to type."""
 
 
-def typed_matches(expected: str, typed: str | None) -> bool:
-    """True when `typed` is the confirmation word `expected`."""
+def typed_matches(expected: str | Sequence[str], typed: str | None) -> bool:
+    """True when `typed` is the confirmation word `expected`, or one of its spellings
+    (a table may be typed as the page names it: `payments`, `public.payments`, …)."""
     typed = typed or ""
-    if typed == expected:
-        return True
-    return expected == expected.strip() and typed.strip() == expected
+    for word in [expected] if isinstance(expected, str) else expected:
+        if typed == word or (word == word.strip() and typed.strip() == word):
+            return True
+    return False
 
 
 def confirmation_error(
-    expected: str, typed: str | None, message: str, *, assume_yes: bool = False
+    expected: str | Sequence[str], typed: str | None, message: str, *, assume_yes: bool = False
 ) -> str | None:
     """`message` when the confirmation is missing, None when the action may go on.
     Forms add it as a field error; services raise it (require_typed)."""
@@ -30,7 +34,7 @@ def confirmation_error(
 
 
 def require_typed(
-    expected: str,
+    expected: str | Sequence[str],
     typed: str | None,
     message: str,
     *,

@@ -1,10 +1,13 @@
 """Forms for planning, confirming and rolling back; messages are the operator's."""
 
+import json
+
 from django import forms
 
 from opsconsole.confirmation import confirmation_error
 
 from .backends.base import TableInfo
+from .models import Migration
 
 GRANULARITIES = {
     "postgres": [("month", "month"), ("week", "week"), ("day", "day")],
@@ -69,19 +72,38 @@ class PlanForm(forms.Form):
         return {k: v for k, v in data.items() if v not in (None, "")}
 
 
+class TypedTableField(forms.CharField):
+    """The typed confirmation of a migration's table: its label says what to type, and the
+    browser enables the button once it matches (console.js; the server checks again)."""
+
+    def __init__(self, migration: Migration, action: str, **kwargs):
+        words = migration.confirmation_words
+        super().__init__(
+            label=f"Type {migration.table} (or {migration.schema}.{migration.table}) to {action}",
+            max_length=1024,
+            strip=False,
+            widget=forms.TextInput(
+                attrs={"data-confirm-words": json.dumps(words), "autocomplete": "off"}
+            ),
+            **kwargs,
+        )
+        self.migration = migration
+
+    def validate(self, value):
+        super().validate(value)
+        expected = f"{self.migration.table} or {self.migration.schema}.{self.migration.table}"
+        if error := confirmation_error(
+            self.migration.confirmation_words, value, f"Type exactly: {expected}"
+        ):
+            raise forms.ValidationError(error)
+
+
 class ConfirmForm(forms.Form):
-    confirm = forms.CharField(label="Type the table name to confirm", max_length=1024, strip=False)
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
 
-    def __init__(self, *args, table: str, **kwargs):
+    def __init__(self, *args, migration: Migration, **kwargs):
         super().__init__(*args, **kwargs)
-        self.table = table
-
-    def clean_confirm(self) -> str:
-        typed = self.cleaned_data["confirm"]
-        if error := confirmation_error(self.table, typed, f"Type exactly: {self.table}"):
-            raise forms.ValidationError(error)
-        return self.cleaned_data["confirm"]
+        self.fields = {"confirm": TypedTableField(migration, "confirm"), **self.fields}
 
 
 class ReasonForm(forms.Form):
@@ -89,4 +111,6 @@ class ReasonForm(forms.Form):
 
 
 class DropOriginalForm(forms.Form):
-    confirm = forms.CharField(label="Type the table name to drop its original", max_length=1024)
+    def __init__(self, *args, migration: Migration, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["confirm"] = TypedTableField(migration, "drop its original")

@@ -70,6 +70,12 @@ class Migration(models.Model):
     def target(self) -> str:
         return f"{self.warehouse}:{self.schema}.{self.table}"
 
+    @property
+    def confirmation_words(self) -> list[str]:
+        """What the typed confirmation accepts: the table as the pages name it,
+        bare, schema-qualified, or with its warehouse."""
+        return [self.table, f"{self.schema}.{self.table}", self.target]
+
     @staticmethod
     def hash_plan(plan: dict) -> str:
         return hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()

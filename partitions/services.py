@@ -139,8 +139,9 @@ class StartCheck:
 
 
 def _require_table_name(migration: Migration, confirm: str) -> None:
-    message = f"type the table name exactly ({migration.table}) to confirm"
-    require_typed(migration.table, confirm, message, error=MigrationRefused)
+    table = f"{migration.table} or {migration.schema}.{migration.table}"
+    message = f"type the table name ({table}) to confirm"
+    require_typed(migration.confirmation_words, confirm, message, error=MigrationRefused)
 
 
 def check_start(actor: audit.Actor, migration: Migration, confirm: str, reason: str) -> StartCheck:

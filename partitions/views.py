@@ -129,9 +129,9 @@ def _migration_context(request, migration: Migration, **forms) -> dict:
         "events": events,
         "can_operate": has_role(request.user, "operator"),
         "can_admin": has_role(request.user, "admin"),
-        "confirm_form": forms.get("confirm_form") or ConfirmForm(table=migration.table),
+        "confirm_form": forms.get("confirm_form") or ConfirmForm(migration=migration),
         "reason_form": forms.get("reason_form") or ReasonForm(),
-        "drop_form": forms.get("drop_form") or DropOriginalForm(),
+        "drop_form": forms.get("drop_form") or DropOriginalForm(migration=migration),
     }
 
 
@@ -148,7 +148,7 @@ def migration_detail(request, migration_id: int):
 @require_POST
 def start(request, migration_id: int):
     migration = get_object_or_404(Migration, pk=migration_id)
-    form = ConfirmForm(request.POST, table=migration.table)
+    form = ConfirmForm(request.POST, migration=migration)
     if form.is_valid():
         try:
             services.start_migration(
@@ -193,7 +193,7 @@ def rollback(request, migration_id: int):
 @require_POST
 def drop_original(request, migration_id: int):
     migration = get_object_or_404(Migration, pk=migration_id)
-    form = DropOriginalForm(request.POST)
+    form = DropOriginalForm(request.POST, migration=migration)
     if form.is_valid():
         try:
             services.drop_original(

@@ -23,3 +23,31 @@
     if (el && event.detail.successful) el.hidden = true;
   });
 })();
+
+/* Typed confirmations: the submit button stays disabled until the field holds one of the
+   words the server accepts (data-confirm-words). The server checks again; without this
+   script the button is simply always enabled. */
+(function () {
+  function matches(input) {
+    var words = JSON.parse(input.dataset.confirmWords || "[]");
+    var typed = input.value;
+    return words.some(function (word) { return typed === word || typed.trim() === word; });
+  }
+  function sync(input) {
+    var form = input.form;
+    if (!form) return;
+    form.querySelectorAll("button[type=submit], button:not([type])").forEach(function (button) {
+      button.disabled = !matches(input);
+    });
+  }
+  function wire(root) {
+    root.querySelectorAll("input[data-confirm-words]").forEach(function (input) {
+      if (input.dataset.confirmWired) return;
+      input.dataset.confirmWired = "1";
+      sync(input);
+      input.addEventListener("input", function () { sync(input); });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { wire(document); });
+  document.addEventListener("htmx:load", function (event) { wire(event.detail.elt); });
+})();

@@ -69,9 +69,15 @@ def test_an_operator_plans_runs_watches_and_rolls_back_a_migration_in_the_browse
     assert "CREATE TABLE" in page.locator("details").first.text_content()
     assert relkind(warehouse_db, schema, "payments") == "r"
 
-    # Confirm: type the table name and a reason, then start.
+    # Confirm: the label says what to type; the button waits for it; the name as the
+    # page shows it (schema-qualified) is accepted.
     start = page.locator("form", has=page.get_by_role("button", name="Run this plan"))
-    start.locator("input[name=confirm]").fill("payments")
+    assert f"Type payments (or {schema}.payments)" in start.inner_text()
+    button = start.get_by_role("button", name="Run this plan")
+    start.locator("input[name=confirm]").fill("payment")
+    assert button.is_disabled()
+    start.locator("input[name=confirm]").fill(f"{schema}.payments")
+    assert button.is_enabled()
     start.locator("textarea[name=reason]").fill("monthly partitions for retention")
     start.get_by_role("button", name="Run this plan").click()
     page.wait_for_selector(f"text=Migration #{migration.pk} started.")

@@ -6,6 +6,7 @@ import pytest
 
 from jobs.models import Run
 from opsconsole.models import AuditEvent
+from partitions import services
 from partitions.models import Migration, MigrationState
 
 from .conftest import checksum, relkind
@@ -61,6 +62,31 @@ def test_it_answers_a_refused_column_with_a_form_error(client_as, payments):
 @pytest.mark.django_db
 def test_it_answers_an_unknown_table_with_404(client_as, payments):
     assert client_as("viewer").get(table_url(payments, "nope")).status_code == 404
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("spelling", ["{schema}.payments", "main:{schema}.payments"])
+def test_it_accepts_the_table_as_the_page_names_it(client_as, payments, spelling):
+    client = client_as("operator")
+    client.post(
+        "/partitions/main/plan/",
+        {
+            "schema": payments,
+            "table": "payments",
+            "column": "created_at",
+            "granularity": "month",
+            "batch_rows": 1000,
+            "throttle_ms": 0,
+        },
+    )
+    migration = Migration.objects.get()
+    page = client.get(f"/partitions/migrations/{migration.pk}/").text
+    assert f"Type payments (or {payments}.payments) to confirm" in page
+    assert services.check_start(
+        client.user, migration, spelling.format(schema=payments), reason="monthly"
+    )
+    with pytest.raises(services.MigrationRefused, match="type the table name"):
+        services.check_start(client.user, migration, f"other.{payments}.payments", "monthly")
 
 
 @pytest.mark.django_db
