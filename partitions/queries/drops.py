@@ -17,6 +17,8 @@ from psycopg import sql
 from jobs import runner
 from jobs.models import Run, RunStatus
 from opsconsole import audit
+from opsconsole.actions import audited_action
+from opsconsole.confirmation import require_typed
 from partitions.warehouses.postgres import open_warehouse
 
 from . import health, parsing, pg, workload
@@ -60,19 +62,21 @@ def _kept(index: dict) -> bool:
     return index["backs_constraint"] or index["is_unique"] or index["is_primary"]
 
 
+@audited_action("job.start", long=True)
 def start_drop(actor, params: dict, *, ip_address=None) -> Run:
     """Start the drop job (admin; the index name typed as confirmation, checked by the
     job's form). Undone by start_recreate on the finished run."""
     return runner.start(DROP_JOB, params, actor, ip_address=ip_address)
 
 
+@audited_action("job.start", long=True)
 def start_recreate(actor, drop_run: Run, confirm: str, *, ip_address=None) -> Run:
     """Start re-creating the index `drop_run` dropped, from its saved definition."""
     if drop_run.name != DROP_JOB or drop_run.status != RunStatus.SUCCEEDED:
         raise QueriesError(f"Run #{drop_run.pk} is not a completed index drop.")
     name = drop_run.result["dropped"]
-    if confirm.strip() != name:
-        raise ConfirmationMismatch(f"Type the index name {name!r} to re-create it.")
+    message = f"Type the index name {name!r} to re-create it."
+    require_typed(name, confirm, message, error=ConfirmationMismatch)
     params = {
         "warehouse": drop_run.params["warehouse"],
         "schema": drop_run.params["schema"],

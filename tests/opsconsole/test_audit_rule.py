@@ -31,7 +31,7 @@ from opsconsole.models import AuditEvent, RunbookRequest
 from opsconsole.runbooks import get, register
 from opsconsole.runbooks import services as runbooks
 from partitions import retention, services
-from partitions.queries import activity, apply, slow
+from partitions.queries import activity, apply, drops, slow
 from tests.cachemgr.conftest import scratch  # noqa: F401  (fixture)
 from tests.jobs import testjobs
 from tests.jobs.conftest import release_slow_jobs, wait_for  # noqa: F401  (fixture)
@@ -88,6 +88,13 @@ class World:
         params = {"warehouse": "main", "schema": schema, "table": "orders"}
         params |= {"columns": "customer_id", "name": name, "confirm": name}
         return apply.start_apply(self.admin, params)
+
+    def index_drop_params(self) -> dict:
+        """An index of this test's own that nothing needs: the drop job may take it."""
+        schema, name = self.fixture("shop"), f"rule_{uuid4().hex[:6]}"
+        with psycopg.connect(self.fixture("warehouse_db"), autocommit=True) as conn:
+            conn.execute(f'CREATE INDEX "{name}" ON "{schema}".orders (status)')
+        return {"warehouse": "main", "schema": schema, "name": name, "confirm": name}
 
     def failed_runbook(self) -> Run:
         settings = self.fixture("settings")
@@ -189,6 +196,14 @@ EXAMPLES: dict[str, Callable[[World], Any]] = {
     "partitions.queries.apply.start_rollback": lambda w: apply.start_rollback(
         w.admin, built := wait_for(w.index_build(), timeout=60), built.result["index"]
     ),
+    "partitions.queries.drops.start_drop": lambda w: drops.start_drop(
+        w.admin, w.index_drop_params()
+    ),
+    "partitions.queries.drops.start_recreate": lambda w: drops.start_recreate(
+        w.admin,
+        dropped := wait_for(drops.start_drop(w.admin, w.index_drop_params()), timeout=60),
+        dropped.result["dropped"],
+    ),
     "partitions.queries.activity.cancel_backend": lambda w: activity.cancel_backend(
         w.admin, "main", pid := w.backend_pid(), str(pid)
     ),
@@ -255,6 +270,14 @@ JOB_PARAMS: dict[str, Callable[[World], dict]] = {
         "columns": "customer_id",
         "name": "rule_idx",
         "confirm": "rule_idx",
+    },
+    "queries.drop_unneeded_index": lambda w: w.index_drop_params(),
+    "queries.recreate_index": lambda w: {
+        "warehouse": "main",
+        "schema": w.fixture("pg_schema"),
+        "name": "missing_idx",
+        "confirm": "missing_idx",
+        "drop_run": 1,
     },
     "queries.rollback_index": lambda w: {
         "warehouse": "main",
