@@ -1,6 +1,8 @@
 from django import template
 from django.utils.html import format_html
 
+from opsconsole import display
+
 register = template.Library()
 
 STATUS_CLASSES = {
@@ -33,3 +35,15 @@ def duration_ms(value):
     if value < 120_000:
         return f"{value / 1000:.1f} s"
     return f"{value / 60_000:.1f} min"
+
+
+@register.filter
+def facts(value):
+    """A structured value (dict, list) as labelled, formatted facts: never a Python repr."""
+    return display.facts(value)
+
+
+@register.filter
+def option_label(key):
+    """`batch_rows` → "batch rows"."""
+    return display.label(key).lower()
