@@ -2,6 +2,7 @@ from django import template
 from django.utils.html import format_html
 
 from opsconsole import display
+from opsconsole.roles import has_role, role_of
 
 register = template.Library()
 
@@ -47,3 +48,36 @@ def facts(value):
 def option_label(key):
     """`batch_rows` → "batch rows"."""
     return display.label(key).lower()
+
+
+class NeedsRoleNode(template.Node):
+    def __init__(self, role, nodelist):
+        self.role, self.nodelist = role, nodelist
+
+    def render(self, context):
+        role = self.role.resolve(context)
+        content = self.nodelist.render(context)
+        user = context.get("user") or getattr(context.get("request"), "user", None)
+        if user is not None and has_role(user, role):
+            return content
+        yours = role_of(user) if user is not None else None
+        return format_html(
+            '<fieldset class="plain" disabled>{}</fieldset>'
+            '<p class="role-note small muted">Needs the {} role{}.</p>',
+            content,
+            role,
+            f" (you are {'an' if (yours or '')[:1] in 'aeiou' else 'a'} {yours})" if yours else "",
+        )
+
+
+@register.tag
+def needs_role(parser, token):
+    """{% needs_role "operator" %}…form controls…{% endneeds_role %}: a user below the
+    role sees the controls disabled and why, instead of a form that fails when sent."""
+    try:
+        _, role = token.split_contents()
+    except ValueError:
+        raise template.TemplateSyntaxError("needs_role takes one argument: the role") from None
+    nodelist = parser.parse(("endneeds_role",))
+    parser.delete_first_token()
+    return NeedsRoleNode(parser.compile_filter(role), nodelist)

@@ -163,3 +163,17 @@ def test_it_plans_confirms_runs_and_rolls_back_through_the_pages(
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"partitions.plan", "partitions.migrate", "partitions.rollback"} <= actions
     assert AuditEvent.objects.get(action="partitions.migrate").run_id == migration.run_id
+
+
+@pytest.mark.django_db
+def test_a_viewer_sees_the_plan_form_disabled_and_why(client_as, payments):
+    page = client_as("viewer").get(table_url(payments, "payments")).content.decode()
+    assert '<fieldset class="plain" disabled>' in page
+    assert "Needs the operator role (you are a viewer)." in page
+
+
+@pytest.mark.django_db
+def test_an_operator_sees_the_plan_form_enabled(client_as, payments):
+    page = client_as("operator").get(table_url(payments, "payments")).content.decode()
+    assert "Show the plan" in page
+    assert "disabled>" not in page and "Needs the operator role" not in page
