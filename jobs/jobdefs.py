@@ -77,8 +77,8 @@ class TableSyncForm(forms.Form):
 def table_sync(ctx, params):
     """Copy new and changed rows of a PostgreSQL table into the warehouse, by watermark."""
 
-    def report(read, written, message):
-        ctx.progress(read, None, message)
+    def report(read, written, message, total=None):
+        ctx.progress(read, total, message)
         ctx.log(f"{message} ({written} rows written so far)")
 
     copy = sync.sync_table

@@ -5,6 +5,8 @@ so they survive worker and broker restarts."""
 from django.conf import settings
 from django.db import models
 
+from . import progress
+
 
 class RunStatus(models.TextChoices):
     QUEUED = "queued"
@@ -101,6 +103,11 @@ class Run(models.Model):
             for name, amount in (attempt.get("effect") or {}).items():
                 total[name] = total.get(name, 0) + amount
         return total
+
+    @property
+    def progress(self):
+        """Percent, rate, ETA and step (jobs.progress): what every page and the CLI show."""
+        return progress.of(self)
 
     @property
     def progress_percent(self) -> int | None:

@@ -123,7 +123,7 @@ def sync_table(
     target_name: str,
     watermark: str = "updated_at",
     batch_size: int = 5000,
-    report: Callable[[int, int, str], None] = lambda read, written, msg: None,
+    report: Callable[..., None] = lambda read, written, msg, total=None: None,
 ) -> dict:
     """Copy source rows newer than the target's newest (watermark, key) into the target.
 
@@ -152,6 +152,7 @@ def sync_table(
         dst.commit()
 
         upsert = upsert_sql(target, names, key)
+        pending = pending_rows(src, source, order, start)
         read = written = batches = 0
         mark = start
         for rows, mark in source_batches(src, source, names, order, start, batch_size):
@@ -160,7 +161,9 @@ def sync_table(
                 written += len(rows)
             read += len(rows)
             batches += 1
-            report(read, written, f"batch {batches}: up to {watermark} = {mark[0]}")
+            message = f"batch {batches}: up to {watermark} = {mark[0]}"
+            report(read, written, message, total=max(pending, read))
+        report(read, written, f"{read:,} rows in {batches:,} batches", total=read)
         return {
             "source": str(source),
             "target": str(target),
@@ -169,6 +172,24 @@ def sync_table(
             "batches": batches,
             "watermark": str(mark[0]) if mark else None,
         }
+
+
+def pending_rows(
+    conn: psycopg.Connection, source: Table, order: list[str], start: tuple | None
+) -> int:
+    """The planner's estimate of the rows after `start` (what the progress bar counts
+    towards): an EXPLAIN, so a huge table is never counted just to draw a bar."""
+    query = sql.SQL("SELECT 1 FROM {}").format(source.ident)
+    params: list = []
+    if start is not None:
+        query += sql.SQL(" WHERE ({}) > ({})").format(
+            sql.SQL(", ").join(map(sql.Identifier, order)),
+            sql.SQL(", ").join(sql.Placeholder() * len(order)),
+        )
+        params = list(start)
+    explain = sql.SQL("EXPLAIN (FORMAT JSON) ") + query
+    plan = conn.execute(explain, params).fetchone()[0]
+    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 def source_batches(

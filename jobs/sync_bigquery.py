@@ -39,7 +39,7 @@ from partitions.backends.bigquery import (
 from partitions.warehouses import WarehouseUnreachable
 from partitions.warehouses import postgres as connections
 
-from .sync import SyncError, describe_source, source_batches
+from .sync import SyncError, describe_source, pending_rows, source_batches
 
 # PostgreSQL type (format_type() without its modifier) -> BigQuery type.
 TYPE_MAP = {
@@ -267,6 +267,7 @@ def copy_batches(
     key_pos = [names.index(k) for k in key]
     delete, insert = delete_sql(target, table, key), insert_sql(target, table, names)
     count = count_keys_sql(target, table, key)
+    pending = pending_rows(src, source, order, start)
     read = written = batches = 0
     mark = start
     for rows, mark in source_batches(src, source, names, order, start, batch_size):
@@ -290,7 +291,9 @@ def copy_batches(
         written += len(rows)
         read += len(rows)
         batches += 1
-        report(read, written, f"batch {batches}: up to {order[0]} = {mark[0]}")
+        message = f"batch {batches}: up to {order[0]} = {mark[0]}"
+        report(read, written, message, total=max(pending, read))
+    report(read, written, f"{read:,} rows in {batches:,} batches", total=read)
     return {
         "source": str(source),
         "target": f"{target.dataset}.{table}",

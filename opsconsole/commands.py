@@ -111,7 +111,8 @@ class ConsoleCommand(BaseCommand):
             if time.monotonic() >= deadline:
                 raise CommandError(_still_waiting(run, timeout), returncode=EXIT_TIMED_OUT)
             if progress and not self.as_json:
-                self.stderr.write(f"\r#{run.pk} {run.status}: {run.progress_message}", ending="")
+                line = f"#{run.pk} {run.status}: {run.progress.line()}"
+                self.stderr.write(f"\r{line[:160]:<160}", ending="")
             time.sleep(self.poll_s)
         if progress and not self.as_json:
             self.stderr.write("")

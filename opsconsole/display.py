@@ -38,7 +38,8 @@ def _is_secret(key: str) -> bool:
     return any(word in lowered for word in SECRET_WORDS)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """`2.5` → "2.5 s", `5400` → "1.5 h"."""
     if seconds < 1:
         return f"{seconds * 1000:,.0f} ms"
     if seconds < 120:
@@ -74,9 +75,9 @@ def scalar(key: str, value: Any) -> SafeString | str:
         if key.endswith("bytes") or key in ("bytes", "size", "memory", "used_memory"):
             return filesizeformat(value)
         if key.endswith("_ms"):
-            return _duration(value / 1000)
+            return duration(value / 1000)
         if key.endswith(("_s", "seconds")):
-            return _duration(value)
+            return duration(value)
         if isinstance(value, float):
             return f"{value:,.2f}"
         return f"{value:,}"
