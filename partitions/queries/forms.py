@@ -56,6 +56,9 @@ class SlowFilterForm(forms.Form):
         required=False, min_value=0, label="Mean at least (ms)", help_text="SLOW_QUERY_MS"
     )
     schema = forms.CharField(required=False, max_length=200)
+    housekeeping = forms.BooleanField(
+        required=False, label="Include DDL, bulk loads and catalog reads"
+    )
 
     def filters(self) -> dict:
         data = self.cleaned_data if self.is_valid() else {}
@@ -64,6 +67,7 @@ class SlowFilterForm(forms.Form):
             "order": data.get("order") or "total",
             "min_ms": settings.SLOW_QUERY_MS if data.get("min_ms") is None else data["min_ms"],
             "schema": (data.get("schema") or "").strip(),
+            "housekeeping": bool(data.get("housekeeping")),
         }
 
 

@@ -117,6 +117,40 @@ def _kind(stmt: ast.Node) -> str:
     return "ddl" if isinstance(stmt, ddl) else "utility"
 
 
+SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast"})
+
+
+def is_housekeeping(text: str) -> bool:
+    """Not the product's workload: DDL and utility statements, bulk loads (`INSERT …
+    SELECT`), and reads of the system catalogs only (the console's own and monitoring
+    tools' statements). The Queries list hides these unless asked."""
+    try:
+        stmt = parse_one(text)
+    except UnparsableStatement:
+        return False
+    if isinstance(stmt, ast.InsertStmt):
+        return isinstance(stmt.selectStmt, ast.SelectStmt) and stmt.selectStmt.valuesLists is None
+    if _kind(stmt) in ("ddl", "utility"):
+        return True
+    tables = _RangeVars()
+    tables(stmt)
+    return bool(tables.found) and all(_is_system(table) for table in tables.found)
+
+
+def _is_system(table: ast.RangeVar) -> bool:
+    if table.schemaname:
+        return table.schemaname in SYSTEM_SCHEMAS
+    return table.relname.startswith("pg_")  # an unqualified pg_* name resolves to pg_catalog
+
+
+class _RangeVars(Visitor):
+    def __init__(self):
+        self.found: list[ast.RangeVar] = []
+
+    def visit_RangeVar(self, ancestors, node):
+        self.found.append(node)
+
+
 def shape_of(text: str) -> Shape:
     """Parse `text` and describe it; raises UnparsableStatement."""
     stmt = parse_one(text)

@@ -31,9 +31,11 @@ def slow_statements(
     min_mean_ms: float | None = None,
     limit: int = 100,
     containing: str | None = None,
+    housekeeping: bool = False,
 ) -> list[dict]:
     """pg_stat_statements rows at or above the threshold, each with its trend
-    (mean ms per snapshot interval). Changes nothing."""
+    (mean ms per snapshot interval); DDL, bulk loads and catalog reads only when
+    `housekeeping` (parsing.is_housekeeping). Changes nothing."""
     if order not in ORDERS:
         order = "total"
     threshold = settings.SLOW_QUERY_MS if min_mean_ms is None else min_mean_ms
@@ -42,6 +44,8 @@ def slow_statements(
         rows = pg.statements(
             conn, min_mean_ms=threshold, order=order, limit=limit, containing=containing
         )
+    if not housekeeping:
+        rows = [row for row in rows if not parsing.is_housekeeping(row["query"])]
     trends = mean_trends(warehouse, [r["queryid"] for r in rows])
     for row in rows:
         row["explainable"] = _explainable(row["query"])

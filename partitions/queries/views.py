@@ -47,6 +47,7 @@ def slow_queries(request):
                 order=filters["order"],
                 min_mean_ms=filters["min_ms"],
                 containing=filters["schema"] or None,
+                housekeeping=filters["housekeeping"],
             )
         except WarehouseError as exc:
             error = str(exc)

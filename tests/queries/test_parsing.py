@@ -50,3 +50,22 @@ def test_it_rejects_unparsable_text_and_several_statements():
         parsing.shape_of("SELEC 1")
     with pytest.raises(parsing.UnparsableStatement, match="one statement"):
         parsing.shape_of("SELECT 1; DROP TABLE t")
+
+
+@pytest.mark.parametrize(
+    ("text", "housekeeping"),
+    [
+        ("SELECT * FROM shop.orders WHERE id = $1", False),
+        ("INSERT INTO shop.orders (id) VALUES ($1)", False),
+        ("UPDATE shop.orders SET note = $1 WHERE id = $2", False),
+        ("SELECT pg_sleep($1)", False),
+        ("INSERT INTO shop.orders SELECT g FROM generate_series($1, $2) g", True),
+        ("CREATE INDEX orders_status_idx ON shop.orders (status)", True),
+        ("VACUUM ANALYZE shop.orders", True),
+        ("SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace", True),
+        ("SELECT * FROM information_schema.columns WHERE table_name = $1", True),
+        ("SELECT * FROM pg_catalog.pg_stat_activity a JOIN shop.orders o ON o.id = a.pid", False),
+    ],
+)
+def test_it_tells_housekeeping_from_the_workload(text, housekeeping):
+    assert parsing.is_housekeeping(text) is housekeeping

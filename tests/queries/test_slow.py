@@ -89,3 +89,22 @@ def test_it_explains_a_refused_reset_instead_of_failing(limited_role, warehouses
     with pytest.raises(PermissionDenied, match="refused the console.s role: permission denied"):
         slow.reset_stats(make_user("admin"), "main", "main")
     assert AuditEvent.objects.get(action="queries.reset_stats").outcome == "failed"
+
+
+@pytest.mark.django_db
+def test_it_hides_ddl_and_bulk_loads_unless_asked(shop, run_statement):
+    run_statement("SELECT email FROM {s}.customers WHERE id = %s", shop, [3], times=2)
+    run_statement(
+        "INSERT INTO {s}.customers SELECT g + 1000000, 'x' FROM generate_series(1, %s) g",
+        shop,
+        [2],
+        times=1,
+    )
+    run_statement("CREATE INDEX ON {s}.customers (email)", shop, times=1)
+
+    def shown(**filters) -> set[str]:
+        rows = slow.slow_statements("main", min_mean_ms=0, containing=shop, **filters)
+        return {r["query"].split()[0] for r in rows}
+
+    assert shown() == {"SELECT"}
+    assert {"SELECT", "INSERT", "CREATE", "ANALYZE"} <= shown(housekeeping=True)
