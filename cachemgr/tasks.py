@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
 
 from .services import stats, warming
 
@@ -13,6 +14,13 @@ log = logging.getLogger(__name__)
 @shared_task(name="cachemgr.snapshot_stats")
 def snapshot_stats() -> dict:
     return stats.snapshot_all()
+
+
+@worker_ready.connect
+def first_snapshot_on_worker_start(**kwargs) -> None:
+    """A fresh install shows cache figures in its first minute, not after the first beat."""
+    if settings.SNAPSHOTS_ON_WORKER_START:
+        snapshot_stats.delay()
 
 
 @worker_ready.connect

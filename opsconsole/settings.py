@@ -203,6 +203,8 @@ WAREHOUSES = _named_urls("WAREHOUSES", "main=postgres://postgres@127.0.0.1:5432/
 KEY_PREFIX = env("KEY_PREFIX", default="opsconsole:")
 # Warmers (by name) that every worker runs once when it starts.
 CACHE_WARM_ON_STARTUP = env.list("CACHE_WARM_ON_STARTUP", default=[])
+# Each worker takes the first cache and slow-query snapshots when it starts.
+SNAPSHOTS_ON_WORKER_START = env.bool("SNAPSHOTS_ON_WORKER_START", default=True)
 # Partition migrations of tables larger than this need an admin.
 PARTITIONS_ADMIN_ABOVE_BYTES = env.int("PARTITIONS_ADMIN_ABOVE_BYTES", default=1 << 30)
 SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)

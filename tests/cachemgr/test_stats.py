@@ -9,6 +9,7 @@ from django.utils import timezone
 from cachemgr.client import console_cache
 from cachemgr.models import StatsSnapshot
 from cachemgr.services import stats
+from cachemgr.tasks import first_snapshot_on_worker_start
 
 
 @pytest.fixture
@@ -113,3 +114,13 @@ def test_the_snapshot_task_reports_a_target_that_is_down(down_target, fresh_disc
     outcome = stats.snapshot_all()
     assert "down" in outcome["down"]
     assert "main" in outcome["snapshots"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_starting_worker_takes_the_first_snapshot(celery_worker, settings, fresh_discovery):
+    settings.SNAPSHOTS_ON_WORKER_START = True
+    first_snapshot_on_worker_start()
+    deadline = time.monotonic() + 20
+    while not StatsSnapshot.objects.filter(target="main").exists():
+        assert time.monotonic() < deadline, "no snapshot within 20 s of the worker's start"
+        time.sleep(0.1)
