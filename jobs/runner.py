@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -328,6 +329,19 @@ class Heartbeat(threading.Thread):
         super().__init__(daemon=True, name=f"heartbeat-run-{ctx.run.pk}")
         self.ctx, self.lock_name, self.token = ctx, lock_name, token
         self.stopped = threading.Event()
+        self._let_go = threading.Lock()
+
+    def let_go(self) -> None:
+        """Stop beating and free the lock, once. Called before the attempt's outcome is
+        written, so whoever sees the run ended also finds its job free to launch."""
+        with self._let_go:
+            if self.stopped.is_set():
+                return
+            self.stopped.set()
+            if self.is_alive() and threading.current_thread() is not self:
+                self.join(timeout=heartbeat_s() * 2)
+            if self.lock_name:
+                locks.release(self.lock_name, self.token)
 
     def run(self) -> None:
         try:
@@ -500,22 +514,22 @@ def execute(run_id: int, task_id: str | None = None, worker: str = "") -> str:
     heartbeat = Heartbeat(ctx, lock_name, token)
     heartbeat.start()
     try:
-        outcome = _call(spec, ctx)
+        outcome = _call(spec, ctx, heartbeat.let_go)
     finally:
-        heartbeat.stopped.set()
-        heartbeat.join(timeout=heartbeat_s() * 2)
-        if lock_name:
-            locks.release(lock_name, token)
+        heartbeat.let_go()
         close_old_connections()
     return outcome
 
 
-def _call(spec: registry.JobSpec, ctx: RunContext) -> str:
+def _call(spec: registry.JobSpec, ctx: RunContext, let_go: Callable[[], None]) -> str:
+    """Run the job function once and record the attempt's outcome; `let_go` (stop the
+    heartbeat, free the lock) runs before the outcome is written."""
     run = ctx.run
     try:
         result = spec.func(ctx, dict(run.params)) or {}
         if run.effects:  # what every attempt changed, a killed one's work included
             result = {**result, "effects": run.effects}
+        let_go()
         ctx.flush(force=True)
         now = timezone.now()
         _end_attempt(run, "succeeded", "", now)
@@ -523,17 +537,20 @@ def _call(spec: registry.JobSpec, ctx: RunContext) -> str:
     except JobSuperseded:
         return "superseded"  # the attempt that replaced this one writes the outcome
     except JobCancelled:
+        let_go()
         ctx.flush(force=True)
         now = timezone.now()
         _end_attempt(run, "cancelled", "", now)
         _finish(run, RunStatus.CANCELLED, "", now)
     except (JobTimedOut, SoftTimeLimitExceeded) as exc:
+        let_go()
         ctx.flush(force=True)
         now = timezone.now()
         message = str(exc) or f"ran past its {spec.soft_timeout} s timeout"
         _end_attempt(run, "timed_out", message, now)
         _finish(run, RunStatus.TIMED_OUT, message, now)
     except Exception as exc:
+        let_go()
         ctx.flush(force=True)
         now = timezone.now()
         message = f"{type(exc).__name__}: {exc}"

@@ -135,6 +135,10 @@ def _pool(url: str) -> ConnectionPool:
                     "connect_timeout": CONNECT_TIMEOUT_S,
                     "application_name": application_name("queries"),
                     "row_factory": dict_row,
+                    # No server-side prepared statements on lent connections: the
+                    # reset between borrowers drops them, and a long borrower (an index
+                    # build's watcher) must never find one gone.
+                    "prepare_threshold": None,
                 },
                 check=ConnectionPool.check_connection,
                 reset=_reset,

@@ -47,6 +47,8 @@ def overflowing_pages(page) -> dict[str, dict]:
             continue
         if response is None or response.status != 200:
             continue
+        if page.locator("header.topbar").count() == 0:
+            continue  # an htmx partial's URL, not a page an operator opens
         page.wait_for_load_state("networkidle")
         layout = page.evaluate(OVERFLOWING)
         if layout["page"] > layout["viewport"] or layout["wide"]:
