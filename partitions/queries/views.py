@@ -156,6 +156,13 @@ def explain(request):
     return render(request, template, context, status=status)
 
 
+def _request_key(request) -> str | None:
+    """The form's one-time key (a uuid hex); anything else is dropped, not stored:
+    PostgreSQL refuses NUL characters in text."""
+    key = (request.POST.get("request_key") or "")[:64]
+    return key if key.isalnum() and key.isascii() else None
+
+
 def _statement_text(request) -> str:
     queryid = request.GET.get("queryid", "")
     warehouse = _warehouse(request)
@@ -216,7 +223,7 @@ def apply_index(request):
             run = apply.start_apply(
                 request.user,
                 {**params, "confirm": request.POST.get("confirm", "")},
-                request_key=(request.POST.get("request_key") or "")[:64] or None,
+                request_key=_request_key(request),
                 ip_address=audit.client_ip(request),
             )
             return redirect("jobs:run_detail", run.pk)
