@@ -85,7 +85,7 @@ def table_sync(ctx, params):
     if is_kind(params["target"], "bigquery"):
         copy = sync_bigquery.sync_to_bigquery
 
-    return copy(
+    result = copy(
         warehouses.url_of(params["source"]),
         params["source_table"],
         warehouses.url_of(params["target"]),
@@ -94,6 +94,9 @@ def table_sync(ctx, params):
         batch_size=int(params.get("batch_size", 5000)),
         report=report,
     )
+    read = result["rows_read"]  # the planner's estimate was the total until now
+    ctx.progress(read, read, f"{read:,} rows in {result['batches']:,} batches")
+    return result
 
 
 class RefreshMatviewsForm(forms.Form):

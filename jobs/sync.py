@@ -163,7 +163,6 @@ def sync_table(
             batches += 1
             message = f"batch {batches}: up to {watermark} = {mark[0]}"
             report(read, written, message, total=max(pending, read))
-        report(read, written, f"{read:,} rows in {batches:,} batches", total=read)
         return {
             "source": str(source),
             "target": str(target),

@@ -221,7 +221,7 @@ def sync_to_bigquery(
     target_name: str,
     watermark: str = "updated_at",
     batch_size: int = 5000,
-    report: Callable[[int, int, str], None] = lambda read, written, msg: None,
+    report: Callable[..., None] = lambda read, written, msg, total=None: None,
 ) -> dict:
     """Copy source rows newer than the target's newest (watermark, key) into BigQuery.
 
@@ -293,7 +293,6 @@ def copy_batches(
         batches += 1
         message = f"batch {batches}: up to {order[0]} = {mark[0]}"
         report(read, written, message, total=max(pending, read))
-    report(read, written, f"{read:,} rows in {batches:,} batches", total=read)
     return {
         "source": str(source),
         "target": f"{target.dataset}.{table}",

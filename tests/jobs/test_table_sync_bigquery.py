@@ -206,7 +206,7 @@ def test_the_types_it_maps_read_back_equal(bq, pg_schema, warehouse_db, settings
     seen = []
     result = sync_to_bigquery(
         warehouse_db, f"{pg_schema}.lines", url, "lines", batch_size=9,
-        report=lambda read, written, message: seen.append((read, written)),
+        report=lambda read, written, message, total=None: seen.append((read, written)),
     )  # fmt: skip
     assert result["rows_written"] == 50 and result["batches"] == 6
     assert seen[-1] == (50, 50) and len(seen) == 6
