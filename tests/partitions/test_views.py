@@ -64,14 +64,12 @@ def test_it_answers_an_unknown_table_with_404(client_as, payments):
     assert client_as("viewer").get(table_url(payments, "nope")).status_code == 404
 
 
-@pytest.mark.django_db
-@pytest.mark.parametrize("spelling", ["{schema}.payments", "main:{schema}.payments"])
-def test_it_accepts_the_table_as_the_page_names_it(client_as, payments, spelling):
-    client = client_as("operator")
+def plan_monthly(client, schema: str) -> Migration:
+    """Plan monthly partitions of `schema`.payments through the page; the stored plan."""
     client.post(
         "/partitions/main/plan/",
         {
-            "schema": payments,
+            "schema": schema,
             "table": "payments",
             "column": "created_at",
             "granularity": "month",
@@ -79,7 +77,14 @@ def test_it_accepts_the_table_as_the_page_names_it(client_as, payments, spelling
             "throttle_ms": 0,
         },
     )
-    migration = Migration.objects.get()
+    return Migration.objects.get()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("spelling", ["{schema}.payments", "main:{schema}.payments"])
+def test_it_accepts_the_table_as_the_page_names_it(client_as, payments, spelling):
+    client = client_as("operator")
+    migration = plan_monthly(client, payments)
     page = client.get(f"/partitions/migrations/{migration.pk}/").text
     assert f"Type payments (or {payments}.payments) to confirm" in page
     assert services.check_start(
@@ -92,18 +97,7 @@ def test_it_accepts_the_table_as_the_page_names_it(client_as, payments, spelling
 @pytest.mark.django_db
 def test_it_refuses_a_wrong_confirmation_with_a_form_error(client_as, payments):
     client = client_as("operator")
-    client.post(
-        "/partitions/main/plan/",
-        {
-            "schema": payments,
-            "table": "payments",
-            "column": "created_at",
-            "granularity": "month",
-            "batch_rows": 1000,
-            "throttle_ms": 0,
-        },
-    )
-    migration = Migration.objects.get()
+    migration = plan_monthly(client, payments)
     response = client.post(
         f"/partitions/migrations/{migration.pk}/start/", {"confirm": "payment", "reason": "x"}
     )
