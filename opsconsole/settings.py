@@ -244,6 +244,10 @@ RUN_QUEUE_TIMEOUT_S = env.float("RUN_QUEUE_TIMEOUT_S", 3600.0)
 # Every worker writes a snapshot of itself to Redis this often (jobs/workers.py), and
 # runs the reaper (one worker at a time); the overview reads the snapshots.
 WORKER_SNAPSHOT_S = env.float("WORKER_SNAPSHOT_S", 2.0)
+# Shared reads (opsconsole/shared.py): a page's data that is the same for every operator
+# (readiness, dashboard tiles, the partitions inventory, the overview) is computed once
+# per web process per this many seconds, however many operators poll it.
+SHARED_READ_S = env.float("SHARED_READ_S", 2.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Default schedules, copied into django-celery-beat once (operators edit them there).
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}

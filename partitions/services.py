@@ -16,6 +16,7 @@ from opsconsole import audit
 from opsconsole.actions import audited_action
 from opsconsole.confirmation import require_typed
 from opsconsole.roles import has_role
+from opsconsole.shared import SharedAnswers
 
 from . import backends, warehouses
 from .backends.base import (
@@ -40,12 +41,22 @@ def admin_above_bytes() -> int:
 
 
 def inventory(warehouse: str) -> list[TableInfo]:
-    """Tables of one warehouse with rows, size and partitioning. Reads only."""
+    """Tables of one warehouse with rows, size and partitioning. Reads only.
+
+    The same for every operator, and a warehouse connection plus a catalog read each
+    time: shared by a web process's requests for SHARED_READ_S."""
+    return _inventories.get(warehouse)
+
+
+def _read_inventory(warehouse: str) -> list[TableInfo]:
     backend = backends.for_warehouse(warehouse)
     try:
         return backend.list_tables()
     finally:
         backend.close()
+
+
+_inventories = SharedAnswers(_read_inventory)
 
 
 def table_detail(warehouse: str, schema: str, table: str) -> tuple[TableInfo, list[PartitionInfo]]:
