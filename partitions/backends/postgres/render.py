@@ -132,7 +132,7 @@ def step_create(r, info, options, names, parts, generated) -> dict:
     stmts.append(
         r(
             sql.SQL(
-                "CREATE TABLE {p} (batch integer PRIMARY KEY, snapshot pg_snapshot NOT NULL,"
+                "CREATE TABLE {p} (batch bigint PRIMARY KEY, snapshot pg_snapshot NOT NULL,"
                 " rows bigint NOT NULL, fingerprints jsonb NOT NULL,"
                 " copied_at timestamptz NOT NULL DEFAULT now())"
             ).format(p=r.table(names["progress"]))
