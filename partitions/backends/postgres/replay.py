@@ -14,6 +14,7 @@ long the exclusive lock was held, so the hold depends on the bound, not the back
 import json
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
@@ -49,11 +50,9 @@ def replay_round(conn, plan: dict, direction: str) -> int:
             ["forward_set_delete_null"] if direction == "forward" else []
         )
         delta: dict[str, list[int]] = {}
-        for name in [*deletes, f"{direction}_set_insert"]:
-            for bucket, count, total in conn.execute(tpl[name], {"seqs": seqs}):
-                slot = delta.setdefault(bucket, [0, 0])
-                slot[0] += count
-                slot[1] += int(total)
+        with round_settings(conn):
+            for name in [*deletes, f"{direction}_set_insert"]:
+                add_delta(delta, conn.execute(tpl[name], {"seqs": seqs}))
         conn.execute(tpl[f"{direction}_set_consume"], {"seqs": seqs})
         if direction == "forward":  # the verification adds it to the copy's fingerprints
             snapshot = conn.execute("SELECT pg_current_snapshot()::text").fetchone()[0]
@@ -67,6 +66,35 @@ def replay_round(conn, plan: dict, direction: str) -> int:
                 },
             )
     return len(seqs)
+
+
+def add_delta(delta: dict[str, list[int]], rows) -> None:
+    for bucket, count, total in rows:
+        slot = delta.setdefault(bucket, [0, 0])
+        slot[0] += count
+        slot[1] += int(total)
+
+
+# Planner settings for a round, set for its transaction only: join the round's keys
+# to the target by index probes (a nested loop, pruned to one partition per key at
+# run time) rather than a hash join over a scan of the whole table, which the planner
+# picks when it cannot estimate the round's size; and no JIT, whose compilation
+# (about a second, triggered by the high cost estimates) would dwarf the round.
+ROUND_SETTINGS = {"enable_hashjoin": "off", "enable_mergejoin": "off", "jit": "off"}
+
+
+@contextmanager
+def round_settings(conn):
+    names = list(ROUND_SETTINGS)
+    saved = conn.execute(
+        "SELECT " + ", ".join("current_setting(%s)" for _ in names), names
+    ).fetchone()
+    set_all = "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in names)
+    conn.execute(set_all, [v for pair in ROUND_SETTINGS.items() for v in pair])
+    try:
+        yield
+    finally:
+        conn.execute(set_all, [v for pair in zip(names, saved, strict=True) for v in pair])
 
 
 def drain(conn, plan: dict, direction: str) -> int:
@@ -87,10 +115,13 @@ def catch_up(conn, plan: dict, direction: str, report: StepReport, until: int) -
     started = time.monotonic()
     first = pending = backlog(conn, plan, direction)
     applied = rounds = 0
+    busy = 0.0  # seconds spent applying changes: the replay rate's denominator
     while pending > until:
         report.check()
         report.fault_point("catch_up", rounds)
+        round_started = time.monotonic()
         applied += replay_round(conn, plan, direction)
+        busy += time.monotonic() - round_started
         rounds += 1
         pending = backlog(conn, plan, direction)
         elapsed = max(time.monotonic() - started, 1e-6)
@@ -99,7 +130,7 @@ def catch_up(conn, plan: dict, direction: str, report: StepReport, until: int) -
         state = {
             "backlog": pending,
             "replayed": applied,
-            "replay_rate": round(applied / elapsed),
+            "replay_rate": round(applied / max(busy, 1e-6)),
             "eta_s": eta,
         }
         report.save(catch_up=state)
@@ -109,12 +140,12 @@ def catch_up(conn, plan: dict, direction: str, report: StepReport, until: int) -
             f"catching up: {pending} writes behind, replaying {state['replay_rate']}/s"
             + (f", ETA {eta} s" if eta is not None else ""),
         )
-    elapsed = time.monotonic() - started
     return {
         "replayed": applied,
-        "seconds": round(elapsed, 3),
-        "replay_rate": round(applied / elapsed) if elapsed > 0 and applied else 0,
-        "backlog_at_lock": pending,
+        "rounds": rounds,
+        "seconds": round(time.monotonic() - started, 3),
+        "replay_rate": round(applied / busy) if busy > 0 else 0,
+        "backlog_left": pending,
     }
 
 
@@ -136,12 +167,17 @@ def under_lock(
                 conn.execute(statements[1])
                 locked_at = time.monotonic()
                 replayed = drain(conn, plan, direction)
+                replay_ms = round((time.monotonic() - locked_at) * 1000, 1)
                 result = work()
             hold_ms = round((time.monotonic() - locked_at) * 1000, 1)
-            report.log(f"exclusive lock held {hold_ms} ms ({replayed} writes replayed under it)")
+            report.log(
+                f"exclusive lock held {hold_ms} ms ({replayed} writes replayed under it"
+                f" in {replay_ms} ms)"
+            )
             return {
                 "caught_up": caught,
                 "replayed_under_lock": replayed,
+                "replay_under_lock_ms": replay_ms,
                 "lock_hold_ms": hold_ms,
                 "lock_attempts": attempt,
                 **(result or {}),

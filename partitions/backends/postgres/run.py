@@ -232,10 +232,10 @@ def undo(conn, plan: dict, swapped: bool, report: StepReport) -> dict:
 def swap_back(conn, plan: dict, report: StepReport) -> dict:
     statements = step_sql(plan, "swap")["rollback"]
     checked: dict[str, Any] = {}
-    before_check = 0
+    caught: dict[str, Any] = {"replayed": 0}
     if replay.keyed(plan):  # catch up, then check what is settled, all outside the lock
         bound = int(plan["options"].get("lock_backlog", 200))
-        before_check = replay.catch_up(conn, plan, "back", report, bound)["replayed"]
+        caught = replay.catch_up(conn, plan, "back", report, bound)
         checked = settled_equal(conn, plan)
 
     def work() -> None:
@@ -248,10 +248,11 @@ def swap_back(conn, plan: dict, report: StepReport) -> dict:
         "lock_hold_ms": done["lock_hold_ms"],
         "lock_attempts": done["lock_attempts"],
         "replayed_under_lock": done["replayed_under_lock"],
-        "replayed_since_swap": before_check
+        "replay_under_lock_ms": done["replay_under_lock_ms"],
+        "replayed_since_swap": caught["replayed"]
         + done["caught_up"]["replayed"]
         + done["replayed_under_lock"],
-        "catch_up": done["caught_up"],
+        "catch_up": caught,
         **checked,
     }
     if not replay.keyed(plan):  # no key to leave pending rows out by: compare it all
