@@ -70,9 +70,10 @@ def capture(conn, plan, report) -> dict:
 def copy(conn, plan, report) -> dict:
     templates = step_sql(plan, "copy")["templates"]
     throttle = plan["options"].get("throttle_ms", 0) / 1000
-    done = {row[0] for row in conn.execute(plan["sql"]["progress_done"], {})}
+    done = {row[0] for row in conn.execute(plan["sql"]["progress_done"], {}) if row[0] >= 0}
     total = len(plan["batches"])
     rows_copied = 0
+    started, done_before = time.monotonic(), len(done)
     for batch in plan["batches"]:
         if batch["n"] in done:
             continue
@@ -80,8 +81,14 @@ def copy(conn, plan, report) -> dict:
         report.fault_point("copy", batch["n"])
         rows_copied += copy_batch(conn, plan, templates[batch["where"]], batch)
         done.add(batch["n"])
-        report.progress(len(done), total, f"copied batch {batch['n'] + 1} of {total}")
-        report.save(batches_done=len(done))
+        elapsed = time.monotonic() - started
+        eta = round(elapsed / (len(done) - done_before) * (total - len(done)), 1)
+        report.progress(
+            len(done), total, f"copied batch {batch['n'] + 1} of {total}, ETA {eta:g} s"
+        )
+        report.save(
+            batches_done=len(done), rows_per_s=round(rows_copied / max(elapsed, 1e-6)), eta_s=eta
+        )
         if throttle:
             time.sleep(throttle)
     return {"batches": total, "rows_copied_this_attempt": rows_copied}
