@@ -207,6 +207,11 @@ CACHE_WARM_ON_STARTUP = env.list("CACHE_WARM_ON_STARTUP", default=[])
 SNAPSHOTS_ON_WORKER_START = env.bool("SNAPSHOTS_ON_WORKER_START", default=True)
 # Partition migrations of tables larger than this need an admin.
 PARTITIONS_ADMIN_ABOVE_BYTES = env.int("PARTITIONS_ADMIN_ABOVE_BYTES", default=1 << 30)
+# Partition swaps: catch up outside the lock until this many captured writes are left,
+# then wait at most PARTITIONS_LOCK_TIMEOUT_MS for the lock (retried); replay rounds.
+PARTITIONS_LOCK_BACKLOG = env.int("PARTITIONS_LOCK_BACKLOG", default=200)
+PARTITIONS_LOCK_TIMEOUT_MS = env.int("PARTITIONS_LOCK_TIMEOUT_MS", default=500)
+PARTITIONS_REPLAY_BATCH = env.int("PARTITIONS_REPLAY_BATCH", default=5000)
 SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)
 # /metrics: with a token, scrapers send "Authorization: Bearer <token>". Without one,
 # only these peer addresses may scrape, and only when no proxy is in front (a request

@@ -37,6 +37,16 @@ def admin_above_bytes() -> int:
     return int(getattr(settings, "PARTITIONS_ADMIN_ABOVE_BYTES", 1 << 30))
 
 
+def catch_up_options() -> dict[str, int]:
+    """The swap's catch-up and lock settings, written into each plan (the plan
+    shows them and the run uses the plan's, whatever the settings become)."""
+    return {
+        "lock_backlog": int(getattr(settings, "PARTITIONS_LOCK_BACKLOG", 200)),
+        "lock_timeout_ms": int(getattr(settings, "PARTITIONS_LOCK_TIMEOUT_MS", 500)),
+        "replay_batch": int(getattr(settings, "PARTITIONS_REPLAY_BATCH", 5000)),
+    }
+
+
 # --- reading -------------------------------------------------------------------
 
 
@@ -91,6 +101,7 @@ def plan_migration(
     """Store a plan (every step's SQL, estimates, dependents, rollbacks) for one
     table. Changes only the console's database; a newer plan of the same table
     supersedes an unstarted one. Undo: plan again, or simply never start it."""
+    options = {**catch_up_options(), **options}
     with audit.record(
         actor, "partitions.plan", f"{warehouse}:{schema}.{table}", ip_address=ip_address, **options
     ) as event:

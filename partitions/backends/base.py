@@ -89,6 +89,11 @@ class MigrationOptions:
     batch_rows: int = 50_000
     throttle_ms: int = 0
     premake: int = 3
+    # Catch-up and lock (PostgreSQL): changes applied per replay round, the backlog
+    # under which the swap (or swap back) takes its lock, and how long it waits for it.
+    replay_batch: int = 5_000
+    lock_backlog: int = 200
+    lock_timeout_ms: int = 500
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MigrationOptions":

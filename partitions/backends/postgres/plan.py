@@ -73,7 +73,7 @@ def compose_plan(
         step_copy(r, info, options, names, insertable, batches),
         step_index(r, info, options, names, pk, new_pk),
         step_verify(r, options, names),
-        step_swap(r, info, names, views),
+        step_swap(r, info, options, names, views),
         step_post_check(r, info, names, views),
     ]
     return {

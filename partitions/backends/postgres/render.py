@@ -132,7 +132,7 @@ def step_create(r, info, options, names, parts, generated) -> dict:
     stmts.append(
         r(
             sql.SQL(
-                "CREATE TABLE {p} (batch integer PRIMARY KEY, snapshot pg_snapshot NOT NULL,"
+                "CREATE TABLE {p} (batch bigint PRIMARY KEY, snapshot pg_snapshot NOT NULL,"
                 " rows bigint NOT NULL, fingerprints jsonb NOT NULL,"
                 " copied_at timestamptz NOT NULL DEFAULT now())"
             ).format(p=r.table(names["progress"]))
@@ -314,9 +314,12 @@ def step_index(r, info, options, names, pk, new_pk) -> dict:
                 )
             )
         )
+    # Statistics before the table takes writes: replay and the first queries plan on them.
+    stmts.append(r(sql.SQL("ANALYZE {}").format(new)))
     return step(
         "index",
-        "Add the primary key, indexes and foreign keys after the load (faster than before)",
+        "Add the primary key, indexes and foreign keys after the load (faster than before),"
+        " then gather statistics",
         stmts,
         [],
     )

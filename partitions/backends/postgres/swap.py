@@ -41,11 +41,16 @@ def swap_statements(
     return stmts
 
 
-def step_swap(r, info, names, views) -> dict:
+def step_swap(r, info, options, names, views) -> dict:
     src = r.table(info.name)
     seqs = owned_sequences(r.conn, info)
+    lock_timeout = r(
+        sql.SQL("SET LOCAL lock_timeout = {}").format(
+            sql.Literal(f"{int(options.lock_timeout_ms)}ms")
+        )
+    )
     stmts = [
-        "SET LOCAL lock_timeout = '2s'",
+        lock_timeout,
         r(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(src)),
         "-- replay the last captured writes (same statements as in verify)",
         *drop_capture(r, info.name, names)[:2],
@@ -71,7 +76,7 @@ def step_swap(r, info, names, views) -> dict:
         ),
     ]
     back = [
-        "SET LOCAL lock_timeout = '2s'",
+        lock_timeout,
         r(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(src)),
         "-- replay writes made since the swap into the original",
         r(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(names["trigger"]), src)),
@@ -79,9 +84,12 @@ def step_swap(r, info, names, views) -> dict:
     ]
     return step(
         "swap",
-        "Swap in one short transaction under lock_timeout (retried): the original is"
-        f" kept as {names['old']} until you drop it; writes after the swap are captured"
-        " so a rollback can carry them back",
+        "Catch up outside the lock until at most"
+        f" {options.lock_backlog} captured writes are left, then swap in one short"
+        f" transaction under lock_timeout {options.lock_timeout_ms} ms (retried): replay"
+        f" the last writes, rename. The original is kept as {names['old']} until you drop"
+        " it; writes after the swap are captured so a rollback can carry them back (it"
+        " catches up the same way and locks only for the last writes and the swap back)",
         stmts,
         back,
     )

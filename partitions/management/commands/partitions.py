@@ -154,6 +154,8 @@ class Command(ConsoleCommand):
                 "error": m.error,
                 "run_id": m.run_id,
                 "rollback_run_id": m.rollback_run_id,
+                "lock_holds_ms": m.lock_holds_ms,
+                "eta": m.eta,
                 "steps": [
                     {"name": s.name, "status": s.status, "checkpoint": s.checkpoint}
                     for s in m.steps.all()
@@ -164,5 +166,9 @@ class Command(ConsoleCommand):
         lines = []
         for m in data:
             lines.append(f"#{m['id']} {m['target']} {m['state']} {m['error']}".rstrip())
+            for name, hold in m["lock_holds_ms"].items():
+                lines.append(f"   {name}: exclusive lock held {hold} ms")
+            for name, figures in m["eta"].items():
+                lines.append(f"   {name}: ETA {figures.get('eta_s')} s {figures}")
             lines.extend(f"   {s['name']}: {s['status']}" for s in m["steps"])
         self.emit(data, "\n".join(lines))
