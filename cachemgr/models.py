@@ -5,6 +5,8 @@ from django.db import models
 
 class StatsSnapshot(models.Model):
     target = models.CharField(max_length=100)
+    # "" for the whole target; host:port for one node of a cluster or Sentinel group.
+    node = models.CharField(max_length=200, blank=True, default="")
     taken_at = models.DateTimeField(db_index=True)
     hit_rate = models.FloatField(null=True, blank=True)  # since the previous snapshot
     keyspace_hits = models.BigIntegerField(default=0)

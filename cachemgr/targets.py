@@ -7,6 +7,7 @@ work that walks a keyspace (SCAN runs per node, never across a cluster); `nodes(
 the replicas, for the per-node stats.
 """
 
+import time
 from dataclasses import dataclass
 
 import redis
@@ -140,13 +141,35 @@ def nodes(target: str) -> list[Node]:
 
 
 def _sentinel_nodes(where: addresses.Address, client: redis.Redis) -> list[Node]:
+    """The service's primary and replicas as the Sentinels see them now. Each is a plain
+    client of that one server (no retry that could land on another one midway: work
+    that walks a keyspace must notice a failover and start that walk again)."""
     watchers = client.connection_pool.sentinel_manager
-    host, port = watchers.discover_master(where.service)
-    found = [Node(f"{host}:{port}", "primary", client)]
-    for replica_host, replica_port in watchers.discover_slaves(where.service):
-        replica = addresses.node_client(where, replica_host, replica_port, **_timeouts())
-        found.append(Node(f"{replica_host}:{replica_port}", "replica", replica))
-    return found
+    found = [("primary", *watchers.discover_master(where.service))]
+    found += [("replica", *pair) for pair in watchers.discover_slaves(where.service)]
+    return [
+        Node(f"{host}:{port}", role, addresses.node_client(where, host, port, **_timeouts()))
+        for role, host, port in found
+    ]
+
+
+def wait_for_new_primary(target: str, timeout: float) -> Node:
+    """After a connection fault on a Sentinel target: the primary the Sentinels name once
+    it answers as a primary (the same one, if it only blinked). TargetUnavailable when
+    none does within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            primary = primaries(target)[0]
+            if primary.client.role()[0] == b"master":
+                return primary
+        except (TargetUnavailable, *REDIS_FAULTS):
+            pass
+        if time.monotonic() > deadline:
+            raise TargetUnavailable(
+                f"Cache target {target}: no primary answered within {timeout:g} s."
+            )
+        time.sleep(0.2)
 
 
 def describe(target: str) -> str:

@@ -78,14 +78,22 @@ class Command(ConsoleCommand):
             stats.refresh_namespaces(target)
             found = stats.namespaces(target)
         lines = [
-            f"{target} {server['url']}  Redis {server['version']}  up {server['uptime_s']} s",
+            f"{target} {server['url']} ({server['shape']})  Redis {server['version']}  "
+            f"up {server['uptime_s']} s",
             f"hit rate {_pct(server['hit_rate'])}  ops/s {server['ops_per_sec']:.0f}  "
             f"clients {server['connected_clients']}  keys {server['keys']:,}",
             f"memory {server['used_memory']:,} B (peak {server['used_memory_peak']:,}, max "
             f"{server['maxmemory'] or 'none'}, {server['maxmemory_policy']})  "
             f"evicted {server['evicted_keys']:,}  expired {server['expired_keys']:,}",
-            f"namespaces (sample of {found['scanned']:,} keys):",
         ]
+        if len(server["nodes"]) > 1:
+            lines += [
+                f"  {n['node']:<22} {n['role']:<8} keys {n['keys']:>10,}  "
+                f"memory {n['used_memory']:>12,} B  ops/s {n['ops_per_sec']:.0f}  "
+                f"evicted {n['evicted_keys']:,}"
+                for n in server["nodes"]
+            ]
+        lines.append(f"namespaces (sample of {found['scanned']:,} keys):")
         for row in found["namespaces"]:
             lines.append(
                 f"  {row['namespace']:<24} {row['keys']:>10,} keys {row['memory']:>12,} B  "
