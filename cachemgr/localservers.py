@@ -142,8 +142,20 @@ class LocalSentinel:
     def __init__(self, service: str = "cache"):
         self.service = service
         self.directory = Path(tempfile.mkdtemp(prefix="oc-sentinel-"))
-        self.primary = Server(self.directory)
-        self.replica = Server(self.directory, "--replicaof", "127.0.0.1", str(self.primary.port))
+        # The replica syncs at once (diskless, no 5 s wait for more replicas to join).
+        self.primary = Server(self.directory, "--repl-diskless-sync-delay", "0")
+        self.replica = Server(
+            self.directory,
+            "--replicaof",
+            "127.0.0.1",
+            str(self.primary.port),
+            "--repl-diskless-sync-delay",
+            "0",
+        )
+        _wait(
+            lambda: self.replica.client.info("replication")["master_link_status"] == "up",
+            "the replica in sync",
+        )
         self.sentinel = Server(
             self.directory,
             sentinel_config=(
