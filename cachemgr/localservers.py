@@ -152,10 +152,8 @@ class LocalSentinel:
             "--repl-diskless-sync-delay",
             "0",
         )
-        _wait(
-            lambda: self.replica.client.info("replication")["master_link_status"] == "up",
-            "the replica in sync",
-        )
+        _wait(self._replica_streaming, "the replica in sync")
+        self.primary.client.delete("__replication_check__")
         self.sentinel = Server(
             self.directory,
             sentinel_config=(
@@ -165,6 +163,13 @@ class LocalSentinel:
             ),
         )
         _wait(self._replica_known, f"sentinel seeing the replica of {service}")
+
+    def _replica_streaming(self) -> bool:
+        """True once a write reaches the replica (after a diskless sync the primary holds
+        the stream back until the replica's first ACK, up to a second later)."""
+        return self.primary.client.set("__replication_check__", 1) and bool(
+            self.primary.client.wait(1, 200)
+        )
 
     def _replica_known(self) -> bool:
         replicas = self.sentinel.client.sentinel_slaves(self.service)
