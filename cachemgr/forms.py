@@ -168,3 +168,14 @@ class WarmJobForm(forms.Form):
     target = TargetField()
     warmer = forms.ChoiceField(choices=warmer_choices)
     limit = forms.IntegerField(required=False, min_value=1)
+
+
+class AnalyzeJobForm(forms.Form):
+    target = TargetField()
+
+
+class AnalyzeForm(OnceForm):
+    """Start an exact analysis, or resume the stopped one named by `resume`."""
+
+    target = TargetField()
+    resume = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
