@@ -93,17 +93,24 @@ def stats_history(request):
 def key_list(request):
     form = KeySearchForm(request.GET or None)
     target = _target(request)
-    context = {**_base(target), "form": form, "page": None}
+    context = {**_base(target), "form": form, "page": None, "page_sizes": keys.PAGE_SIZES}
     status = 200
     if form.is_bound and not form.is_valid():
         status = 400
     else:
-        pattern = form.cleaned_data["pattern"] if form.is_bound else "*"
-        cursor = (form.cleaned_data.get("cursor") or 0) if form.is_bound else 0
+        data = form.cleaned_data if form.is_bound else {}
+        pattern = data.get("pattern") or "*"
+        page_size = data.get("page_size") or keys.PAGE_SIZES[0]
         try:
             targets.url(target)
-            context["page"] = keys.search(target, pattern, cursor)
-            context["pattern"] = pattern
+            context["page"] = keys.search(
+                target,
+                pattern,
+                data.get("cursor") or 0,
+                page_size,
+                listed_before=data.get("listed") or 0,
+            )
+            context.update(pattern=pattern, page_size=page_size)
         except targets.UnknownTarget as exc:
             context["error"], status = str(exc), 404
         except targets.TargetUnavailable as exc:
