@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "opsconsole",
+    "opsconsole.accounts",
+    "opsconsole.tokens",
     "jobs",
     "cachemgr",
     "partitions",

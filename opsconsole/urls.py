@@ -22,6 +22,7 @@ urlpatterns = [
     path("partitions/", include("partitions.urls")),
     path("queries/", include("partitions.queries.urls")),
     path("runbooks/", include("opsconsole.runbooks.urls")),
+    path("tokens/", include("opsconsole.tokens.urls")),
     path("admin/", admin.site.urls),
 ]
 

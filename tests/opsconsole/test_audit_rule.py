@@ -30,6 +30,7 @@ from opsconsole.forms import NewUserForm
 from opsconsole.models import AuditEvent, RunbookRequest
 from opsconsole.runbooks import get, register
 from opsconsole.runbooks import services as runbooks
+from opsconsole.tokens import services as tokens
 from partitions import retention, services
 from partitions.queries import activity, apply, drops, slow
 from tests.cachemgr.conftest import scratch  # noqa: F401  (fixture)
@@ -224,6 +225,15 @@ EXAMPLES: dict[str, Callable[[World], Any]] = {
     ),
     "opsconsole.users.reset_demo_admin": lambda w: users.reset_demo_admin(
         "cli:rule", f"demo{uuid4().hex[:6]}", None
+    ),
+    "opsconsole.tokens.services.create_token": lambda w: tokens.create_token(
+        w.operator, w.operator, "rule", "viewer", 1
+    ),
+    "opsconsole.tokens.services.revoke_token": lambda w: tokens.revoke_token(
+        w.operator, tokens.create_token(w.operator, w.operator, "rule", "viewer", 1).token
+    ),
+    "opsconsole.tokens.services.create_service_account": lambda w: tokens.create_service_account(
+        w.admin, f"svc-{uuid4().hex[:6]}", "viewer"
     ),
     "opsconsole.runbooks.services.launch": lambda w: runbooks.launch(
         get("health_sweep"), {}, w.operator, confirm="health_sweep"
