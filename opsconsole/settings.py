@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "csp",
     "django_celery_beat",
     "axes",
+    "ninja",  # the API's docs page: Swagger UI from ninja's own static files, no CDN
     "opsconsole",
     "opsconsole.accounts",
     "opsconsole.tokens",
@@ -216,6 +217,8 @@ SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)
 # every client would otherwise look like 127.0.0.1. Production lists none by default.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"] if DEBUG else [])
+# The JSON API (/api/): requests per token and minute (counted in Redis); 429 beyond.
+API_RATE_PER_MINUTE = env.int("API_RATE_PER_MINUTE", default=120)
 READYZ_REQUIRE_WORKER = env.bool("READYZ_REQUIRE_WORKER", default=True)
 
 # --- Celery -------------------------------------------------------------------

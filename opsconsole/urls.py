@@ -23,6 +23,7 @@ urlpatterns = [
     path("queries/", include("partitions.queries.urls")),
     path("runbooks/", include("opsconsole.runbooks.urls")),
     path("tokens/", include("opsconsole.tokens.urls")),
+    path("api/", include("opsconsole.api.urls")),
     path("admin/", admin.site.urls),
 ]
 

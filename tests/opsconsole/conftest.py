@@ -4,6 +4,7 @@ import pytest
 
 from cachemgr import registry as warmers
 from cachemgr.targets import connect
+from tests.opsconsole.apiclient import api_as  # noqa: F401  (fixture: a client with a token)
 
 
 @pytest.fixture
