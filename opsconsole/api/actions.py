@@ -7,7 +7,7 @@ answer 202 with the run; follow it at GET /api/runs/{id}.
 """
 
 from django.shortcuts import get_object_or_404
-from ninja import Router
+from ninja import Router, Status
 
 from cachemgr.services import invalidation, warming
 from jobs import registry, runner
@@ -50,7 +50,7 @@ def _ip(request) -> str | None:
 
 
 def _launched(run: Run):
-    return 202, run_as_dict(run)
+    return Status(202, run_as_dict(run))
 
 
 @router.post("/jobs/{name}/launch", response=LAUNCHED, summary="Launch a job")
@@ -117,7 +117,7 @@ def plan_migration(request, body: PlanIn):
     migration = partitions.plan_migration(
         request.user, body.warehouse, body.schema_name, body.table, options, ip_address=_ip(request)
     )
-    return 201, migration_as_dict(migration, steps=True)
+    return Status(201, migration_as_dict(migration, steps=True))
 
 
 @router.post(
@@ -132,7 +132,7 @@ def start_migration(request, migration_id: int, body: StartIn):
     checked = partitions.start_migration(
         request.user, migration, confirm=body.confirm, reason=body.reason, ip_address=_ip(request)
     )
-    return 202, migration_as_dict(checked.migration, steps=True)
+    return Status(202, migration_as_dict(checked.migration, steps=True))
 
 
 @router.post(
@@ -198,5 +198,6 @@ def launch_runbook(request, name: str, body: RunbookLaunchIn):
         ip_address=_ip(request),
     )
     if isinstance(outcome, RunbookRequest):
-        return 202, {"request_id": outcome.pk, "runbook": book.name, "status": outcome.status}
+        body = {"request_id": outcome.pk, "runbook": book.name, "status": outcome.status}
+        return Status(202, body)
     return _launched(outcome)

@@ -66,7 +66,7 @@ class PerTokenRate(BaseThrottle):
         token = getattr(request, "auth", None)
         if token is None:
             return True
-        key = f"{settings.KEY_PREFIX}api:rate:{token.pk}:{int(time.time() // WINDOW_S)}"
+        key = f"{settings.KEY_PREFIX}api:rate:{token.key_id}:{int(time.time() // WINDOW_S)}"
         try:
             with _redis() as conn:
                 pipe = conn.pipeline(transaction=False)
