@@ -24,6 +24,7 @@ urlpatterns = [
     path("runbooks/", include("opsconsole.runbooks.urls")),
     path("tokens/", include("opsconsole.tokens.urls")),
     path("api/", include("opsconsole.api.urls")),
+    path("notifications/", include("opsconsole.notifications.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -28,6 +28,7 @@ from opsconsole import users
 from opsconsole.actions import ACTIONS
 from opsconsole.forms import NewUserForm
 from opsconsole.models import AuditEvent, RunbookRequest
+from opsconsole.notifications import services as notify
 from opsconsole.runbooks import get, register
 from opsconsole.runbooks import services as runbooks
 from opsconsole.tokens import services as tokens
@@ -68,6 +69,10 @@ class World:
 
         self.request.addfinalizer(lambda: warmers.WARMERS.pop(name, None))
         return name
+
+    def channel(self):
+        url = "https://hooks.example.test/rule"
+        return notify.create_channel(self.admin, f"rule-{uuid4().hex[:6]}", "slack", {"url": url})
 
     def key(self) -> bytes:
         key = f"{self.scratch.prefix}k".encode()
@@ -234,6 +239,16 @@ EXAMPLES: dict[str, Callable[[World], Any]] = {
     ),
     "opsconsole.tokens.services.create_service_account": lambda w: tokens.create_service_account(
         w.admin, f"svc-{uuid4().hex[:6]}", "viewer"
+    ),
+    "opsconsole.notifications.services.create_channel": lambda w: w.channel(),
+    "opsconsole.notifications.services.set_muted": lambda w: notify.set_muted(
+        w.admin, w.channel().channel, True
+    ),
+    "opsconsole.notifications.services.subscribe": lambda w: notify.subscribe(
+        w.operator, w.operator, w.channel().channel, "run.failed"
+    ),
+    "opsconsole.notifications.services.unsubscribe": lambda w: notify.unsubscribe(
+        w.operator, notify.subscribe(w.operator, w.operator, w.channel().channel, "run.lost")
     ),
     "opsconsole.runbooks.services.launch": lambda w: runbooks.launch(
         get("health_sweep"), {}, w.operator, confirm="health_sweep"
