@@ -58,7 +58,11 @@ INSTALLED_APPS = [
     "csp",
     "django_celery_beat",
     "axes",
+    "ninja",  # the API's docs page: Swagger UI from ninja's own static files, no CDN
     "opsconsole",
+    "opsconsole.accounts",
+    "opsconsole.tokens",
+    "opsconsole.notifications",
     "jobs",
     "cachemgr",
     "partitions",
@@ -219,6 +223,23 @@ SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)
 # every client would otherwise look like 127.0.0.1. Production lists none by default.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"] if DEBUG else [])
+# The JSON API (/api/): requests per token and minute (counted in Redis); 429 beyond.
+API_RATE_PER_MINUTE = env.int("API_RATE_PER_MINUTE", default=120)
+# Notifications (docs/team.md): the channels' secrets are encrypted with this key, kept
+# out of the database; links in messages point at CONSOLE_URL.
+NOTIFICATIONS_KEY = required_in_production("NOTIFICATIONS_KEY", SECRET_KEY)
+CONSOLE_URL = env("CONSOLE_URL", default="http://127.0.0.1:8000")
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=5)
+NOTIFY_RETRY_BACKOFF_S = env.float("NOTIFY_RETRY_BACKOFF_S", default=30.0)
+NOTIFY_RETRY_BACKOFF_MAX_S = env.float("NOTIFY_RETRY_BACKOFF_MAX_S", default=1800.0)
+NOTIFY_READINESS_AFTER_S = env.float("NOTIFY_READINESS_AFTER_S", default=300.0)
+# E-mail channels: Django's SMTP backend; a channel may name its own server instead.
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="opsconsole@localhost")
 READYZ_REQUIRE_WORKER = env.bool("READYZ_REQUIRE_WORKER", default=True)
 
 # --- Celery -------------------------------------------------------------------
@@ -255,7 +276,9 @@ WORKER_SNAPSHOT_S = env.float("WORKER_SNAPSHOT_S", 2.0)
 SHARED_READ_S = env.float("SHARED_READ_S", 2.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Default schedules, copied into django-celery-beat once (operators edit them there).
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "notifications-readiness-watch": {"task": "notifications.watch_readiness", "schedule": 60.0},
+}
 
 LOGGING = {
     "version": 1,

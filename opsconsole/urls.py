@@ -22,6 +22,9 @@ urlpatterns = [
     path("partitions/", include("partitions.urls")),
     path("queries/", include("partitions.queries.urls")),
     path("runbooks/", include("opsconsole.runbooks.urls")),
+    path("tokens/", include("opsconsole.tokens.urls")),
+    path("api/", include("opsconsole.api.urls")),
+    path("notifications/", include("opsconsole.notifications.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -101,6 +101,14 @@ def walk_steps(ctx: RunContext, migration: Migration, backend: Backend) -> dict[
         )
         results[step.name] = detail
         ctx.log(f"{step.name}: done {detail}")
+        if step.name == "swap":  # a detail event of the run: notifications listen for it
+            audit.write(
+                f"system (run #{ctx.run.pk})",
+                "partitions.swapped",
+                migration.target,
+                run=ctx.run,
+                params={"migration_id": migration.pk},
+            )
     Migration.objects.filter(pk=migration.pk).update(
         state=MigrationState.SUCCEEDED, result=results, error=""
     )
