@@ -25,7 +25,8 @@
 })();
 
 /* Typed confirmations: the submit button stays disabled until the field holds one of the
-   words the server accepts (data-confirm-words). The server checks again; without this
+   words the server accepts (data-confirm-words); a button that does not act (e.g.
+   "Preview again") is marked data-confirm-exempt. The server checks again; without this
    script the button is simply always enabled. */
 (function () {
   function matches(input) {
@@ -36,7 +37,8 @@
   function sync(input) {
     var form = input.form;
     if (!form) return;
-    form.querySelectorAll("button[type=submit], button:not([type])").forEach(function (button) {
+    var buttons = "button[type=submit]:not([data-confirm-exempt]), button:not([type]):not([data-confirm-exempt])";
+    form.querySelectorAll(buttons).forEach(function (button) {
       button.disabled = !matches(input);
     });
   }
