@@ -125,7 +125,7 @@ def job_stats(request, name: str):
         )
         for i, r in enumerate(stats.recent)
     ]
-    chart = charts.scatter(points, y_label="seconds")
+    chart = charts.scatter(points, unit="s", x_label=("oldest run", "newest run"))
     return render(request, "jobs/stats.html", {"stats": stats, "chart": chart})
 
 

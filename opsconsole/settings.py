@@ -283,7 +283,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "refused_requests": {"()": "opsconsole.logfilters.RefusedRequestsWithoutTraceback"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["refused_requests"]},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -67,6 +67,7 @@ class TableInfo:
     primary_key: list[str] = field(default_factory=list)
     partitioning: dict[str, Any] | None = None
     dependents: list[Dependent] = field(default_factory=list)
+    rows_counted: bool = False  # rows from COUNT(*), not the catalog's estimate
 
     @property
     def time_columns(self) -> list[Column]:
