@@ -27,7 +27,7 @@ from django.conf import settings
 from partitions.warehouses import ExtensionMissing
 from partitions.warehouses.postgres import open_warehouse, require_extension
 
-from . import parsing, pg, pg_partitioned, selection, workload, writecost
+from . import index_elements, parsing, pg, pg_partitioned, selection, workload, writecost
 from .candidates import Catalog, candidates, expand_views
 
 MAX_RESELECTIONS = 4  # choose again without the not-worth-it ones, at most this often
@@ -112,7 +112,7 @@ class Suggestion:
 
     @property
     def create_statement(self) -> str:
-        cols = ", ".join(_quote(c) for c in self.columns)
+        cols = index_elements.elements_sql(self.columns).as_string(None)
         target = f"{_quote(self.schema)}.{_quote(self.table)}"
         if self.partitioned:
             # CONCURRENTLY is refused on a partitioned table: the apply job builds
@@ -196,8 +196,9 @@ def _quote(name: str) -> str:
 
 
 def index_name(table: str, columns: list[str]) -> str:
-    """PostgreSQL's own naming style, shortened with a hash to fit 63 bytes."""
-    name = f"{table}_{'_'.join(columns)}_idx"
+    """PostgreSQL's own naming style (an expression named by its function, a pattern
+    operator class as `_pattern`), shortened with a hash to fit 63 bytes."""
+    name = f"{table}_{'_'.join(index_elements.name_part(c) for c in columns)}_idx"
     if len(name.encode()) <= 63:
         return name
     digest = hashlib.sha1(name.encode()).hexdigest()[:8]
@@ -500,8 +501,7 @@ def _nothing_to_index(shape: parsing.Shape, unfit: list[str]) -> str:
     if unfit:
         return unfit[0]
     if shape.unindexable:
-        column = shape.unindexable[0].column
-        return f"a function or LIKE pattern on {column}: a plain index cannot serve it"
+        return shape.unindexable[0].reason
     if shape.equality or shape.ranges or shape.joins or shape.order_by:
         return "already indexed: an existing index starts with the filtered columns"
     return "no filter, join or order an index could serve"
