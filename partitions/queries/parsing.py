@@ -13,6 +13,7 @@ from .index_elements import expression_text
 
 EQUALITY_OPS = {"="}
 RANGE_OPS = {"<", "<=", ">", ">="}
+LIKE_OPS = {"~~", "~~*", "!~~", "!~~*"}  # LIKE, ILIKE, NOT LIKE, NOT ILIKE
 
 
 class UnparsableStatement(ValueError):
@@ -460,7 +461,9 @@ def _like(expr: ast.A_Expr, tables: Scope, shape: Shape) -> None:
 def _comparison(expr: ast.A_Expr, tables: Scope, shape: Shape) -> None:
     op = expr.name[-1].sval if expr.name else ""
     kind = expr.kind
-    if kind in (enums.A_Expr_Kind.AEXPR_LIKE, enums.A_Expr_Kind.AEXPR_ILIKE):
+    if kind in (enums.A_Expr_Kind.AEXPR_LIKE, enums.A_Expr_Kind.AEXPR_ILIKE) or (
+        kind == enums.A_Expr_Kind.AEXPR_OP and op in LIKE_OPS  # as pg_get_viewdef prints it
+    ):
         _like(expr, tables, shape)
         return
     left, right = _operand(expr.lexpr, tables), _operand(expr.rexpr, tables)
