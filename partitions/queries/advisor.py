@@ -143,6 +143,7 @@ class Suggestion:
         data["create_statement"] = self.create_statement
         data["saved"] = round(self.saved, 2)
         data["worth_it"] = self.worth_it
+        data["partitioned"] = self.partitioned
         return data
 
 
@@ -179,7 +180,9 @@ class Advice:
         return {
             "warehouse": self.warehouse,
             "method": "hypopg" if self.hypopg else "heuristic",
+            "hypopg": self.hypopg,
             "analysed": self.analysed,
+            "chosen_percent": round(self.chosen_percent, 1),
             "workload_ms": round(self.workload_ms, 3),
             "chosen_share": round(self.chosen_share, 4),
             "saved_share": round(self.saved_share, 4),
