@@ -234,3 +234,30 @@ def candidates(
             elif columns:
                 found.append((table, columns))
     return found
+
+
+def bundles(
+    shape: parsing.Shape, catalog: Catalog, unfit: list[str] | None = None
+) -> list[list[tuple[dict, tuple[str, ...]]]]:
+    """For each OR across columns, the indexes its BitmapOr needs (one per branch not
+    already served by an existing index), to be priced together; a group with a branch
+    on a relation that gets no index, or that cannot be resolved, gives nothing."""
+    unfit = [] if unfit is None else unfit
+    groups = []
+    for uses in shape.any_of:
+        needed: list[tuple[dict, tuple[str, ...]]] = []
+        for use in uses:
+            owner = _owner(use, shape, catalog)
+            reason = catalog.unfit(owner[0]) if owner is not None else "unresolved"
+            element = _element(use, owner, catalog) if reason is None else None
+            if element is None:
+                if reason not in (None, "unresolved") and reason not in unfit:
+                    unfit.append(reason)
+                break
+            if catalog.covered(owner[0], (element,)) is None:
+                needed.append((owner[0], (element,)))
+        else:
+            unique = {(t["oid"], c): (t, c) for t, c in needed}
+            if unique:
+                groups.append(list(unique.values()))
+    return groups

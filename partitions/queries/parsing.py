@@ -76,6 +76,7 @@ class Shape:
     joins: list[ColumnUse] = field(default_factory=list)
     order_by: list[tuple[ColumnUse, bool]] = field(default_factory=list)  # (column, descending)
     unindexable: list[Unindexable] = field(default_factory=list)
+    any_of: list[tuple[ColumnUse, ...]] = field(default_factory=list)  # OR across columns
     read_only: bool = False  # a plain SELECT: no locking clause, INTO, or writing CTE
     outputs: dict[str, ColumnUse | None] = field(default_factory=dict)  # a SELECT's columns
     set_columns: list[str] = field(default_factory=list)  # the columns an UPDATE sets
@@ -369,8 +370,9 @@ def _subquery(node, tables: Scope, shape: Shape, ctes: dict) -> None:
 
 def _or(node: ast.BoolExpr, tables: Scope, shape: Shape, ctes: dict) -> None:
     """`a = 1 OR a = 2` is a list of equalities on one column (one index serves it). An
-    OR across columns needs a BitmapOr, which only an index on every branch gives:
-    one index alone serves nothing, so no single-index candidate is made of it."""
+    OR across columns needs a BitmapOr, which only an index on every branch gives: it
+    is kept in `any_of` (the advisor prices the indexes together, all or nothing), with
+    the reason no single index serves it."""
     branches = []
     for arg in node.args:
         branch = Shape(kind=shape.kind, parameters=shape.parameters)
@@ -382,6 +384,8 @@ def _or(node: ast.BoolExpr, tables: Scope, shape: Shape, ctes: dict) -> None:
         (use,) = uses
         shape.equality.append(use)
         return
+    if all(firsts):
+        shape.any_of.append(tuple(use[0] for use in firsts))
     columns = sorted({u.column for u in uses})
     if columns:
         reason = (

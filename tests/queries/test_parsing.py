@@ -57,6 +57,7 @@ def test_it_reads_a_prefix_like_as_a_range_and_says_why_for_the_others():
 def test_it_reads_or_on_one_column_as_equalities_and_or_across_columns_as_unservable():
     shape = parsing.shape_of("SELECT 1 FROM t WHERE (a = $1 OR a = $2) AND (b = $3 OR c > $4)")
     assert columns(shape.equality) == [("t", "a")]
+    assert [columns(group) for group in shape.any_of] == [[("t", "b"), ("t", "c")]]
     assert "OR across columns b, c" in shape.unindexable[0].reason
 
 
