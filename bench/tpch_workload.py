@@ -20,7 +20,7 @@ from pglast.stream import RawStream
 from pglast.visitors import Visitor
 from psycopg import sql
 
-from partitions.queries import advisor, parsing
+from partitions.queries import advisor, parsing, pg
 
 DB = "opsconsole_bench_tpch"
 ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -173,13 +173,7 @@ def _build(conn, advice) -> int:
     """Create the chosen indexes for real; their total size in bytes."""
     total = 0
     for s in advice.suggestions:
-        conn.execute(
-            sql.SQL("CREATE INDEX {} ON {} ({})").format(
-                sql.Identifier(s.name),
-                sql.Identifier(s.schema, s.table),
-                sql.SQL(", ").join(map(sql.Identifier, s.columns)),
-            )
-        )
+        conn.execute(pg.index_statement(s.schema, s.table, s.columns, name=s.name))
         total += conn.execute(
             "SELECT pg_relation_size(to_regclass(%s))",
             [sql.Identifier(s.schema, s.name).as_string(conn)],
