@@ -23,10 +23,16 @@ def connect(url: str) -> psycopg.Connection:
 
 
 def create_payments(
-    url: str, schema: str, table: str = "payments", rows: int = 3000, pk: bool = True
+    url: str,
+    schema: str,
+    table: str = "payments",
+    rows: int = 3000,
+    pk: bool = True,
+    null_keys: bool = False,
 ):
-    """A payments-shaped table: rows spread over 2024 with some NULL keys and rows
-    exactly on month boundaries, a customers table it references, and a view."""
+    """A payments-shaped table: rows spread over 2024 with rows exactly on month
+    boundaries (and, with `null_keys`, 1 in 97 without a key), a customers table it
+    references, and a view."""
     t = sql.Identifier(schema, table)
     with connect(url) as conn:
         conn.execute(
@@ -56,13 +62,15 @@ def create_payments(
                 " created_at, updated_at)"
                 " SELECT 1 + g % 50, g * 7, 'EUR', (ARRAY['COMPLETED','PENDING'])[1 + g % 2],"
                 " CASE WHEN g % 10 = 0 THEN NULL ELSE 'order ' || g END,"
-                " CASE WHEN g % 97 = 0 THEN NULL"
+                " CASE WHEN {nulls} AND g % 97 = 0 THEN NULL"
                 "      WHEN g % 89 = 0 THEN date_trunc('month', {start}::timestamptz"
                 "           + make_interval(days => g % 360))"
                 "      ELSE {start}::timestamptz + make_interval(mins => g * 170) END,"
                 " {start}::timestamptz"
                 " FROM generate_series(1, {rows}) g"
-            ).format(t=t, start=sql.Literal(START), rows=sql.Literal(rows)),
+            ).format(
+                t=t, start=sql.Literal(START), rows=sql.Literal(rows), nulls=sql.Literal(null_keys)
+            ),
         )
         conn.execute(
             sql.SQL(
@@ -109,6 +117,10 @@ def tables_in(url: str, schema: str) -> set[str]:
             [schema],
         )
         return {r[0] for r in rows}
+
+
+# The operator's choice for the NULL keys of the `payments` fixture, as typed.
+ACCEPT_NULL_KEYS = {"null_keys": "lose_uniqueness", "consent": "lose uniqueness"}
 
 
 class Writer(threading.Thread):
@@ -197,7 +209,8 @@ def _disarm_faults():
 
 @pytest.fixture
 def payments(warehouse_db, pg_schema):
-    create_payments(warehouse_db, pg_schema)
+    """The payments table with NULL keys (the plans here accept losing uniqueness)."""
+    create_payments(warehouse_db, pg_schema, null_keys=True)
     return pg_schema
 
 

@@ -2,8 +2,6 @@
 worker killed during the catch-up. Rows lost are counted by checksum against a
 twin on which the writer's log is replayed."""
 
-import time
-
 import pytest
 from psycopg import sql
 
@@ -107,7 +105,7 @@ def test_a_worker_killed_during_the_catch_up_resumes_and_loses_no_row(
     settings,
 ):
     settings.WAREHOUSES = {"main": warehouse_db}
-    settings.PARTITIONS_REPLAY_BATCH = 100  # many short rounds: room to kill one
+    settings.PARTITIONS_REPLAY_BATCH = 50  # many short rounds: room to kill one
     settings.PARTITIONS_LOCK_BACKLOG = 0
     create_payments(warehouse_db, pg_schema, rows=20_000)
     procs = {name: worker_processes(name) for name in ("w1", "w2")}
@@ -130,8 +128,14 @@ def test_a_worker_killed_during_the_catch_up_resumes_and_loses_no_row(
         conn.execute(sql.SQL("UPDATE {} SET amount_cents = amount_cents + 1").format(t))
         conn.execute(sql.SQL("UPDATE {} SET status = 'TWICE'").format(t))
     expected = checksum(warehouse_db, pg_schema, "payments")
-    wait_until(at("verify: catching up"), 180, lambda: f"catching up ({run.progress_message})")
-    time.sleep(0.5)
+    verify = migration.steps.get(name="verify")
+
+    def catching_up():  # the step's checkpoint is committed after every replay round
+        verify.refresh_from_db()
+        return verify.checkpoint.get("catch_up", {}).get("backlog", 0) > 5000
+
+    wait_until(catching_up, 180, lambda: f"catching up ({run.progress_message})")
+    run.refresh_from_db()
     holder = run.worker.split("@")[0]
     kill_worker(procs[holder])  # the whole worker, mid-round
 

@@ -62,7 +62,8 @@ def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
         cols = sql.SQL(", ").join(r.pcol(col) for col in insertable)
         out[f"{direction}_insert"] = r(
             sql.SQL(
-                "INSERT INTO {t} ({cols}) SELECT {vals} FROM {c} AS c WHERE c.seq = %(seq)s"
+                "INSERT INTO {t} ({cols}) OVERRIDING SYSTEM VALUE SELECT {vals} FROM {c} AS c"
+                " WHERE c.seq = %(seq)s"
             ).format(
                 t=t,
                 cols=cols,

@@ -1,7 +1,8 @@
 """The CLI twin of the partitions pages.
 
 manage.py partitions list [--warehouse main] [--json]
-manage.py partitions plan SCHEMA TABLE --column created_at --granularity month [--json]
+manage.py partitions plan SCHEMA TABLE --column created_at --granularity month
+    [--null-keys lose_uniqueness --consent "lose uniqueness"] [--json]
 manage.py partitions migrate MIGRATION_ID --yes --reason "why" [--wait [--timeout S]]
 manage.py partitions status [MIGRATION_ID] [--json]
 manage.py partitions rollback MIGRATION_ID --yes --reason "why" [--wait [--timeout S]]
@@ -38,6 +39,13 @@ class Command(ConsoleCommand):
         plan.add_argument("--require-partition-filter", action="store_true")
         plan.add_argument("--batch-rows", type=int, default=50_000)
         plan.add_argument("--throttle-ms", type=int, default=0)
+        plan.add_argument(
+            "--null-keys",
+            choices=["refuse", "lose_uniqueness"],
+            help="rows without a partition key on a table with a primary key: refuse"
+            " (default), or accept losing the key's uniqueness (with --consent)",
+        )
+        plan.add_argument("--consent", help='type "lose uniqueness" to accept NULL keys')
         migrate = sub.add_parser("migrate", help="run a stored plan (needs --yes and --reason)")
         rollback = sub.add_parser("rollback", help="swap a migrated table's original back")
         for p in (migrate, rollback):
@@ -82,6 +90,8 @@ class Command(ConsoleCommand):
             "require_partition_filter": opts["require_partition_filter"],
             "batch_rows": opts["batch_rows"],
             "throttle_ms": opts["throttle_ms"],
+            "null_keys": opts["null_keys"],
+            "consent": opts["consent"],
         }
         migration = services.plan_migration(
             self.actor,
