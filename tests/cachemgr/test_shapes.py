@@ -3,7 +3,7 @@
 import pytest
 from django.core.management import call_command
 
-from cachemgr import targets
+from cachemgr import demo, targets
 from cachemgr.client import Cache
 from cachemgr.models import StatsSnapshot
 from cachemgr.registry import WARMERS, warmer
@@ -143,3 +143,9 @@ def test_the_cli_works_on_the_shape(shape, capsys):
     assert targets.describe(shape) in capsys.readouterr().out
     call_command("cache", "keys", "cli:*", "--target", shape, "--page-size", "100")
     assert capsys.readouterr().out.count("cli:") == 40
+
+
+def test_the_demo_keys_load_into_the_shape(shape):
+    written = demo.seed_target(shape)["keys_written"]
+    assert written > 10_000
+    assert stats.server_stats(shape)["keys"] >= written

@@ -215,7 +215,7 @@ class Command(ConsoleCommand):
     def local_cluster(self, primaries: int) -> None:
         """Start a cluster on free ports, print its target URL, stop it on Ctrl-C."""
         cluster = LocalCluster(primaries)
-        self.stdout.write(f"CACHE_TARGETS=…,cluster={cluster.url}")
+        self.stdout.write(f"cluster={cluster.url}")
         self.stdout.write("Running; Ctrl-C stops the nodes and removes their directory.")
         self.stdout.flush()
         stop_signals = {signal.SIGINT, signal.SIGTERM}
