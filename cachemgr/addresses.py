@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
@@ -146,9 +146,12 @@ def _node_url(parts, query, username, password) -> str:
 
 
 def failover_retry(retries: int) -> Retry:
-    """Retry a command on a fresh connection (backoff up to 1 s): after a failover the new
-    connection goes to the promoted primary; a node that went away is asked again."""
-    return Retry(ExponentialBackoff(cap=1.0, base=0.05), retries)
+    """Retry a command on a fresh connection (backoff 50 ms doubling up to 250 ms): after
+    a failover the new connection goes to the promoted primary. Kept short on purpose:
+    redis-py applies it to connecting too, so the tries multiply (n+1)², and a page or a
+    product request must fail fast while the Sentinels are still electing; work that must
+    outlast a failover waits for the new primary itself (invalidation.NodeSteps)."""
+    return Retry(ExponentialBackoff(cap=0.25, base=0.05), retries)
 
 
 def client_for(
@@ -190,6 +193,9 @@ def sentinels(address: Address, timeout: float = 1.0) -> Sentinel:
     return Sentinel(
         list(address.hosts),
         sentinel_kwargs={
+            # One try per Sentinel (the next one is asked instead); redis-py's default
+            # would retry a dead one three times with second-long backoffs.
+            "retry": Retry(NoBackoff(), 0),
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
             "password": address.sentinel_password,
@@ -207,6 +213,7 @@ def node_client(address: Address, host: str, port: int, **timeouts) -> redis.Red
     return redis.Redis(
         host=host,
         port=port,
+        retry=Retry(NoBackoff(), 0),  # one server: its fault is the caller's to handle
         db=address.db,
         username=address.username,
         password=address.password,

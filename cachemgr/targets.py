@@ -20,9 +20,9 @@ from . import addresses, conf
 _CLIENTS: dict[str, redis.Redis | RedisCluster] = {}
 # Plain clients of one server of a Sentinel group, per (target URL, host, port).
 _NODE_CLIENTS: dict[tuple[str, str, int], redis.Redis] = {}
-# Retries of one command after a connection fault: enough to outlast a Sentinel
-# failover (down-after + election + promotion, a few seconds) with the 1 s backoff cap.
-FAILOVER_RETRIES = 12
+# Retries of one command after a connection fault on a cluster or Sentinel target (a
+# moved slot, a replica just promoted); see addresses.failover_retry.
+FAILOVER_RETRIES = 2
 
 
 class UnknownTarget(LookupError):
