@@ -36,6 +36,8 @@ SCHEMES = {
 }
 # Query parameters the console reads itself (the rest go to redis-py for a single node).
 OWN_PARAMS = ("seed", "sentinel", "username_env", "password_env", "sentinel_password_env")
+# TLS options a cluster or Sentinel URL may carry (a single node's go to redis-py as they are).
+TLS_PARAMS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
 SERVICE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
@@ -55,7 +57,7 @@ class Address:
     password: str | None = None
     sentinel_password: str | None = None
     node_url: str = ""  # a single node: the URL handed to redis-py, console params removed
-    extra: dict[str, Any] = field(default_factory=dict)
+    tls_options: dict[str, Any] = field(default_factory=dict)  # cluster and Sentinel
 
     @property
     def display(self) -> str:
@@ -83,6 +85,8 @@ def parse(url: str) -> Address:
     username = _secret(query, "username_env", unquote(parts.username or "") or None)
     password = _secret(query, "password_env", unquote(parts.password or "") or None)
     common = {"url": url, "shape": shape, "tls": tls, "username": username, "password": password}
+    if shape != NODE:
+        common["tls_options"] = _tls_options(url, query, tls)
     if shape == NODE:
         return Address(**common, node_url=_node_url(parts, query, username, password))
     try:
@@ -102,6 +106,15 @@ def parse(url: str) -> Address:
     return Address(
         **common, hosts=hosts, service=service, db=db, sentinel_password=sentinel_password
     )
+
+
+def _tls_options(url: str, query: dict[str, list[str]], tls: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {name: query[name][0] for name in TLS_PARAMS if name in query}
+    if options and not tls:
+        raise BadAddress(f"{url!r}: TLS options need a rediss-… scheme.")
+    if "ssl_check_hostname" in options:
+        options["ssl_check_hostname"] = options["ssl_check_hostname"].lower() in ("1", "true")
+    return options
 
 
 def _secret(query: dict[str, list[str]], param: str, given: str | None) -> str | None:
@@ -169,7 +182,12 @@ def client_for(
         return redis.Redis.from_url(
             address.node_url, health_check_interval=30, retry=retry, **timeouts
         )
-    auth = {"username": address.username, "password": address.password, "ssl": address.tls}
+    auth = {
+        "username": address.username,
+        "password": address.password,
+        "ssl": address.tls,
+        **address.tls_options,
+    }
     if address.shape == CLUSTER:
         return RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in address.hosts],
@@ -200,10 +218,12 @@ def sentinels(address: Address, timeout: float = 1.0) -> Sentinel:
             "socket_connect_timeout": timeout,
             "password": address.sentinel_password,
             "ssl": address.tls,
+            **address.tls_options,
         },
         username=address.username,
         password=address.password,
         ssl=address.tls,
+        **address.tls_options,
         socket_connect_timeout=timeout,
     )
 
@@ -218,5 +238,6 @@ def node_client(address: Address, host: str, port: int, **timeouts) -> redis.Red
         username=address.username,
         password=address.password,
         ssl=address.tls,
+        **address.tls_options,
         **timeouts,
     )
