@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
@@ -36,6 +36,8 @@ SCHEMES = {
 }
 # Query parameters the console reads itself (the rest go to redis-py for a single node).
 OWN_PARAMS = ("seed", "sentinel", "username_env", "password_env", "sentinel_password_env")
+# TLS options a cluster or Sentinel URL may carry (a single node's go to redis-py as they are).
+TLS_PARAMS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
 SERVICE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
@@ -55,7 +57,7 @@ class Address:
     password: str | None = None
     sentinel_password: str | None = None
     node_url: str = ""  # a single node: the URL handed to redis-py, console params removed
-    extra: dict[str, Any] = field(default_factory=dict)
+    tls_options: dict[str, Any] = field(default_factory=dict)  # cluster and Sentinel
 
     @property
     def display(self) -> str:
@@ -83,6 +85,8 @@ def parse(url: str) -> Address:
     username = _secret(query, "username_env", unquote(parts.username or "") or None)
     password = _secret(query, "password_env", unquote(parts.password or "") or None)
     common = {"url": url, "shape": shape, "tls": tls, "username": username, "password": password}
+    if shape != NODE:
+        common["tls_options"] = _tls_options(url, query, tls)
     if shape == NODE:
         return Address(**common, node_url=_node_url(parts, query, username, password))
     try:
@@ -102,6 +106,15 @@ def parse(url: str) -> Address:
     return Address(
         **common, hosts=hosts, service=service, db=db, sentinel_password=sentinel_password
     )
+
+
+def _tls_options(url: str, query: dict[str, list[str]], tls: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {name: query[name][0] for name in TLS_PARAMS if name in query}
+    if options and not tls:
+        raise BadAddress(f"{url!r}: TLS options need a rediss-… scheme.")
+    if "ssl_check_hostname" in options:
+        options["ssl_check_hostname"] = options["ssl_check_hostname"].lower() in ("1", "true")
+    return options
 
 
 def _secret(query: dict[str, list[str]], param: str, given: str | None) -> str | None:
@@ -146,9 +159,12 @@ def _node_url(parts, query, username, password) -> str:
 
 
 def failover_retry(retries: int) -> Retry:
-    """Retry a command on a fresh connection (backoff up to 1 s): after a failover the new
-    connection goes to the promoted primary; a node that went away is asked again."""
-    return Retry(ExponentialBackoff(cap=1.0, base=0.05), retries)
+    """Retry a command on a fresh connection (backoff 50 ms doubling up to 250 ms): after
+    a failover the new connection goes to the promoted primary. Kept short on purpose:
+    redis-py applies it to connecting too, so the tries multiply (n+1)², and a page or a
+    product request must fail fast while the Sentinels are still electing; work that must
+    outlast a failover waits for the new primary itself (invalidation.NodeSteps)."""
+    return Retry(ExponentialBackoff(cap=0.25, base=0.05), retries)
 
 
 def client_for(
@@ -166,7 +182,12 @@ def client_for(
         return redis.Redis.from_url(
             address.node_url, health_check_interval=30, retry=retry, **timeouts
         )
-    auth = {"username": address.username, "password": address.password, "ssl": address.tls}
+    auth = {
+        "username": address.username,
+        "password": address.password,
+        "ssl": address.tls,
+        **address.tls_options,
+    }
     if address.shape == CLUSTER:
         return RedisCluster(
             startup_nodes=[ClusterNode(h, p) for h, p in address.hosts],
@@ -190,14 +211,19 @@ def sentinels(address: Address, timeout: float = 1.0) -> Sentinel:
     return Sentinel(
         list(address.hosts),
         sentinel_kwargs={
+            # One try per Sentinel (the next one is asked instead); redis-py's default
+            # would retry a dead one three times with second-long backoffs.
+            "retry": Retry(NoBackoff(), 0),
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
             "password": address.sentinel_password,
             "ssl": address.tls,
+            **address.tls_options,
         },
         username=address.username,
         password=address.password,
         ssl=address.tls,
+        **address.tls_options,
         socket_connect_timeout=timeout,
     )
 
@@ -207,9 +233,11 @@ def node_client(address: Address, host: str, port: int, **timeouts) -> redis.Red
     return redis.Redis(
         host=host,
         port=port,
+        retry=Retry(NoBackoff(), 0),  # one server: its fault is the caller's to handle
         db=address.db,
         username=address.username,
         password=address.password,
         ssl=address.tls,
+        **address.tls_options,
         **timeouts,
     )

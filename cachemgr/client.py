@@ -44,9 +44,9 @@ META = "__cachemgr__"  # the client's own keys: versions, tags, locks, counters
 COUNTER_KINDS = ("hits", "misses", "stale", "errors")
 COUNTER_KEEP_S = 8 * 24 * 3600
 FAULTS = (redis.ConnectionError, redis.TimeoutError, ClusterError, RedisClusterException, OSError)
-# Against Sentinel or a cluster, a command is retried this many times on a new
-# connection (backoff up to 1 s) before the cache falls back to its local store.
-FAILOVER_RETRIES = 3
+# Against Sentinel or a cluster, a command is retried once on a new connection before
+# the cache falls back to its local store (and tries Redis again after retry_after_s).
+FAILOVER_RETRIES = 1
 _MISSING = object()
 _LIVE: "weakref.WeakSet[Cache]" = weakref.WeakSet()
 
@@ -110,15 +110,9 @@ class Cache:
         local_size: int = 1024,
         clock: Callable[[], float] = time.time,
     ):
-        if client is None:
-            where = addresses.parse(url or "redis://127.0.0.1:6379/0")
-            client = addresses.client_for(
-                where,
-                connect_timeout=socket_timeout,
-                socket_timeout=socket_timeout,
-                retries=0 if where.shape == addresses.NODE else FAILOVER_RETRIES,
-            )
-        self.redis = client
+        self._client = client
+        self._address = None if client else addresses.parse(url or "redis://127.0.0.1:6379/0")
+        self._socket_timeout = socket_timeout
         self.prefix = prefix
         self.ttls = ttls
         self.stale_fraction = (
@@ -137,6 +131,20 @@ class Cache:
         self._pending_lock = threading.Lock()
         self._last_flush = 0.0
         _LIVE.add(self)
+
+    @property
+    def redis(self) -> redis.Redis | RedisCluster:
+        """The Redis client, built on first use: a cluster's client reads the slot map
+        when built, so a cluster that is down then is a fault like any other (the cache
+        falls back) instead of an error when the product starts."""
+        if self._client is None:
+            self._client = addresses.client_for(
+                self._address,
+                connect_timeout=self._socket_timeout,
+                socket_timeout=self._socket_timeout,
+                retries=0 if self._address.shape == addresses.NODE else FAILOVER_RETRIES,
+            )
+        return self._client
 
     # --- naming --------------------------------------------------------------
 
@@ -428,14 +436,14 @@ class Cache:
         if not pending or self._redis_down():
             self._merge_back(pending)
             return
-        pipe = self.redis.pipeline(transaction=False)
-        for bucket in {b for b, _, _ in pending}:
-            key = counters_key(self.prefix, bucket)
-            for (b, namespace, kind), count in pending.items():
-                if b == bucket:
-                    pipe.hincrby(key, f"{namespace}:{kind}", count)
-            pipe.expire(key, COUNTER_KEEP_S)
         try:
+            pipe = self.redis.pipeline(transaction=False)
+            for bucket in {b for b, _, _ in pending}:
+                key = counters_key(self.prefix, bucket)
+                for (b, namespace, kind), count in pending.items():
+                    if b == bucket:
+                        pipe.hincrby(key, f"{namespace}:{kind}", count)
+                pipe.expire(key, COUNTER_KEEP_S)
             pipe.execute()
         except FAULTS:
             self._down_until = time.monotonic() + self.retry_after_s

@@ -56,11 +56,46 @@ def _wait(predicate, what: str, timeout: float = START_TIMEOUT_S) -> None:
         time.sleep(0.05)
 
 
+class TLSFiles:
+    """A throwaway CA and a server certificate for 127.0.0.1 it signed (openssl)."""
+
+    def __init__(self, directory: Path):
+        self.ca = directory / "ca.crt"
+        self.cert, self.key = directory / "server.crt", directory / "server.key"
+        ca_key, request = directory / "ca.key", directory / "server.csr"
+        extensions = directory / "san.ext"
+        extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        for command in (
+            f"req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=oc-test-ca "
+            f"-keyout {ca_key} -out {self.ca}",
+            f"req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout {self.key} -out {request}",
+            f"x509 -req -in {request} -CA {self.ca} -CAkey {ca_key} -CAcreateserial -days 2 "
+            f"-extfile {extensions} -out {self.cert}",
+        ):
+            subprocess.run(["openssl", *command.split()], check=True, capture_output=True)
+
+    def server_args(self, port: int) -> list[str]:
+        return [
+            "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(self.cert),
+            "--tls-key-file", str(self.key), "--tls-ca-cert-file", str(self.ca),
+            "--tls-auth-clients", "no",
+        ]  # fmt: skip
+
+    @property
+    def url_options(self) -> str:
+        return f"ssl_ca_certs={self.ca}"
+
+
 class Server:
-    """One redis-server (or sentinel) process of ours."""
+    """One redis-server (or sentinel) process of ours; with `tls`, it listens with TLS only."""
 
     def __init__(
-        self, directory: Path, *args: str, sentinel_config: str | None = None, port: int = 0
+        self,
+        directory: Path,
+        *args: str,
+        sentinel_config: str | None = None,
+        port: int = 0,
+        tls: TLSFiles | None = None,
     ):
         self.port = port or free_port()
         self.directory = directory / str(self.port)
@@ -71,12 +106,14 @@ class Server:
             config.write_text(f"port {self.port}\ndir {self.directory}\n{sentinel_config}")
             command += [str(config), "--sentinel"]
         else:
-            command += ["--port", str(self.port), "--dir", str(self.directory)]
+            listen = tls.server_args(self.port) if tls else ["--port", str(self.port)]
+            command += [*listen, "--dir", str(self.directory)]
             command += ["--save", "", "--appendonly", "no", *args]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        self.client = redis.Redis(port=self.port, socket_timeout=5)
+        secure = {"ssl": True, "ssl_ca_certs": str(tls.ca)} if tls else {}
+        self.client = redis.Redis(port=self.port, socket_timeout=5, **secure)
         _wait(self.client.ping, f"redis on port {self.port} answering")
 
     @property
@@ -94,9 +131,12 @@ class Server:
 class LocalCluster:
     """`primaries` redis-server --cluster-enabled yes, joined by redis-cli --cluster create."""
 
-    def __init__(self, primaries: int = 3, *, maxmemory: str = ""):
+    def __init__(self, primaries: int = 3, *, maxmemory: str = "", tls: bool = False):
         self.directory = Path(tempfile.mkdtemp(prefix="oc-cluster-"))
+        self.tls = TLSFiles(self.directory) if tls else None
         extra = ["--maxmemory", maxmemory] if maxmemory else []
+        if self.tls:
+            extra += ["--tls-cluster", "yes"]
         self.nodes = [
             Server(
                 self.directory,
@@ -108,11 +148,13 @@ class LocalCluster:
                 "2000",
                 *extra,
                 port=free_cluster_port(),
+                tls=self.tls,
             )
             for _ in range(primaries)
         ]
+        secure = ["--tls", "--cacert", str(self.tls.ca)] if self.tls else []
         subprocess.run(
-            ["redis-cli", "--cluster", "create", *[n.address for n in self.nodes]]
+            ["redis-cli", *secure, "--cluster", "create", *[n.address for n in self.nodes]]
             + ["--cluster-replicas", "0", "--cluster-yes"],
             check=True,
             capture_output=True,
@@ -126,8 +168,10 @@ class LocalCluster:
 
     @property
     def url(self) -> str:
-        seeds = "&".join(f"seed={n.address}" for n in self.nodes[1:])
-        return f"redis-cluster://{self.nodes[0].address}" + (f"?{seeds}" if seeds else "")
+        query = [f"seed={n.address}" for n in self.nodes[1:]]
+        query += [self.tls.url_options] if self.tls else []
+        scheme = "rediss-cluster" if self.tls else "redis-cluster"
+        return f"{scheme}://{self.nodes[0].address}" + (f"?{'&'.join(query)}" if query else "")
 
     def stop(self) -> None:
         for node in self.nodes:

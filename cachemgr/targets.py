@@ -18,9 +18,11 @@ from redis.exceptions import ClusterError, RedisClusterException
 from . import addresses, conf
 
 _CLIENTS: dict[str, redis.Redis | RedisCluster] = {}
-# Retries of one command after a connection fault: enough to outlast a Sentinel
-# failover (down-after + election + promotion, a few seconds) with the 1 s backoff cap.
-FAILOVER_RETRIES = 12
+# Plain clients of one server of a Sentinel group, per (target URL, host, port).
+_NODE_CLIENTS: dict[tuple[str, str, int], redis.Redis] = {}
+# Retries of one command after a connection fault on a cluster or Sentinel target (a
+# moved slot, a replica just promoted); see addresses.failover_retry.
+FAILOVER_RETRIES = 2
 
 
 class UnknownTarget(LookupError):
@@ -108,6 +110,8 @@ def forget(target_url: str) -> None:
     client = _CLIENTS.pop(target_url, None)
     if client is not None:
         client.close()
+    for key in [key for key in _NODE_CLIENTS if key[0] == target_url]:
+        _NODE_CLIENTS.pop(key).close()
 
 
 def primaries(target: str) -> list[Node]:
@@ -148,9 +152,16 @@ def _sentinel_nodes(where: addresses.Address, client: redis.Redis) -> list[Node]
     found = [("primary", *watchers.discover_master(where.service))]
     found += [("replica", *pair) for pair in watchers.discover_slaves(where.service)]
     return [
-        Node(f"{host}:{port}", role, addresses.node_client(where, host, port, **_timeouts()))
-        for role, host, port in found
+        Node(f"{host}:{port}", role, _node_client(where, host, port)) for role, host, port in found
     ]
+
+
+def _node_client(where: addresses.Address, host: str, port: int) -> redis.Redis:
+    """One server's client, kept per target and address (the pages ask every few seconds)."""
+    key = (where.url, host, port)
+    if key not in _NODE_CLIENTS:
+        _NODE_CLIENTS[key] = addresses.node_client(where, host, port, **_timeouts())
+    return _NODE_CLIENTS[key]
 
 
 def wait_for_new_primary(target: str, timeout: float) -> Node:

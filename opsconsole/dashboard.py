@@ -28,7 +28,9 @@ def cache_tiles(now) -> list[dict]:
     tiles = []
     for target in settings.CACHE_TARGETS:
         rows = list(
-            StatsSnapshot.objects.filter(target=target, taken_at__gte=now - timedelta(hours=24))
+            StatsSnapshot.objects.filter(
+                target=target, node="", taken_at__gte=now - timedelta(hours=24)
+            )
             .order_by("taken_at")
             .values_list("hit_rate", "used_memory", "keyspace_hits", "keyspace_misses", "taken_at")
         )

@@ -8,6 +8,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from cachemgr import addresses
 from jobs import workers
 from partitions import warehouses
 
@@ -67,6 +68,19 @@ def ping_redis(url: str) -> str:
     return ""
 
 
+def ping_cache(url: str) -> str:
+    """PING a cache target of any shape (one node, a cluster's primaries, a Sentinel
+    service's current primary)."""
+    client = addresses.client_for(
+        addresses.parse(url), connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=CONNECT_TIMEOUT_S
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return ""
+
+
 def ping_database() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
@@ -102,7 +116,7 @@ def readiness(include_workers: bool = True) -> list[Check]:
         else:
             checks.append(Check("worker", False, 0.0, "not checked: the broker is down"))
     for name, url in settings.CACHE_TARGETS.items():
-        checks.append(timed(f"cache:{name}", lambda url=url: ping_redis(url)))
+        checks.append(timed(f"cache:{name}", lambda url=url: ping_cache(url)))
     for name, url in settings.WAREHOUSES.items():
         checks.append(timed(f"warehouse:{name}", lambda url=url: ping_warehouse(url)))
     return checks

@@ -14,8 +14,11 @@ its table during the walk (the page shows DBSIZE beside the total).
 """
 
 import heapq
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import redis
@@ -28,6 +31,7 @@ from opsconsole.actions import audited_action
 
 from .. import targets
 from ..models import KeyspaceAnalysis
+from . import parallel
 from .keys import show
 
 JOB_NAME = "cache.analyze"
@@ -86,6 +90,17 @@ return {reply[1], out, big}
 """
 
 
+@dataclass
+class Step:
+    """What one step found on one node: per namespace (keys, bytes, TTL bucket counts,
+    {type: n}) and the keys bigger than the threshold it was given."""
+
+    node: str
+    cursor: str
+    groups: list[tuple[str, list[int], dict[str, int]]] = field(default_factory=list)
+    big: list[tuple[bytes, str, int, int]] = field(default_factory=list)
+
+
 class Tally:
     """The figures so far; loads from and saves into a KeyspaceAnalysis row."""
 
@@ -99,7 +114,15 @@ class Tally:
         """Only keys bigger than this can still enter the biggest 100."""
         return self.biggest[0][0] if len(self.biggest) >= BIGGEST else 0
 
-    def add_namespace(self, namespace: str, figures: list[int], kinds: dict[str, int]) -> None:
+    def add(self, step: Step) -> None:
+        for namespace, figures, kinds in step.groups:
+            self._add_namespace(namespace, figures, kinds)
+        for key, kind, size, pttl in step.big:
+            self._add_big(step.node, key, kind, size, pttl)
+        state = self.row.progress[step.node]
+        state["cursor"], state["done"] = step.cursor, step.cursor == "0"
+
+    def _add_namespace(self, namespace: str, figures: list[int], kinds: dict[str, int]) -> None:
         keys, size, *buckets = figures
         entry = self.row.namespaces.setdefault(
             namespace,
@@ -116,12 +139,14 @@ class Tally:
         self.row.memory += size
         self.row.no_ttl += buckets[0]
 
-    def add_big(self, node: str, key: bytes, kind: str, size: int, pttl: int) -> None:
+    def _add_big(self, node: str, key: bytes, kind: str, size: int, pttl: int) -> None:
+        if size <= self.threshold and len(self.biggest) >= BIGGEST:
+            return  # the threshold rose since the step ran
         item = {"key": show(key), "node": node, "type": kind, "size": size, "pttl": pttl}
         entry = (size, item["key"], item)
         if len(self.biggest) < BIGGEST:
             heapq.heappush(self.biggest, entry)
-        elif size > self.biggest[0][0]:
+        else:
             heapq.heapreplace(self.biggest, entry)
 
     def save(self, **fields) -> None:
@@ -135,25 +160,27 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8", errors="backslashreplace") if isinstance(value, bytes) else value
 
 
-def step_in_redis(client, cursor: str, count: int, tally: Tally, node: str) -> str:
+def step_in_redis(client, node: str, cursor: str, count: int, threshold: int) -> Step:
     """One bounded step inside Redis; the tallies come back. Raises ResponseError where
     EVAL is refused (the caller then pipelines the same step)."""
-    reply = client.eval(ANALYZE_STEP, 0, cursor, count, tally.threshold, NO_NAMESPACE)
-    next_cursor, groups, big = reply
+    next_cursor, groups, big = client.eval(ANALYZE_STEP, 0, cursor, count, threshold, NO_NAMESPACE)
+    step = Step(node, _text(next_cursor))
     for namespace, keys, size, *rest in groups:
         *buckets, kinds = rest
-        pairs = dict(zip(kinds[::2], kinds[1::2], strict=True))
-        tally.add_namespace(
-            _text(namespace),
-            [int(keys), int(size), *map(int, buckets)],
-            {_text(k): int(n) for k, n in pairs.items()},
+        step.groups.append(
+            (
+                _text(namespace),
+                [int(keys), int(size), *map(int, buckets)],
+                {_text(k): int(n) for k, n in zip(kinds[::2], kinds[1::2], strict=True)},
+            )
         )
-    for i in range(0, len(big), 4):
-        tally.add_big(node, big[i], _text(big[i + 1]), int(big[i + 2]), int(big[i + 3]))
-    return _text(next_cursor)
+    step.big = [
+        (big[i], _text(big[i + 1]), int(big[i + 2]), int(big[i + 3])) for i in range(0, len(big), 4)
+    ]
+    return step
 
 
-def step_pipelined(client, cursor: str, count: int, tally: Tally, node: str) -> str:
+def step_pipelined(client, node: str, cursor: str, count: int, threshold: int) -> Step:
     """The same step from here: SCAN, then one pipeline of TYPE, PTTL, MEMORY USAGE."""
     next_cursor, keys = client.scan(int(cursor), count=count)
     pipe = client.pipeline(transaction=False)
@@ -162,6 +189,7 @@ def step_pipelined(client, cursor: str, count: int, tally: Tally, node: str) -> 
         pipe.pttl(key)
         pipe.memory_usage(key)
     answers = pipe.execute(raise_on_error=False)
+    step = Step(node, str(next_cursor))
     for index, key in enumerate(keys):
         kind, pttl, size = answers[3 * index : 3 * index + 3]
         kind = _text(kind) if isinstance(kind, bytes | str) else "none"
@@ -171,10 +199,11 @@ def step_pipelined(client, cursor: str, count: int, tally: Tally, node: str) -> 
         head, sep, _ = key.partition(b":")
         bucket = _bucket(pttl)
         buckets = [int(bucket == b) for b in TTL_BUCKETS]
-        tally.add_namespace(_text(head) if sep else NO_NAMESPACE, [1, size, *buckets], {kind: 1})
-        if size > tally.threshold:
-            tally.add_big(node, key, kind, size, pttl)
-    return str(next_cursor)
+        namespace = _text(head) if sep else NO_NAMESPACE
+        step.groups.append((namespace, [1, size, *buckets], {kind: 1}))
+        if size > threshold:
+            step.big.append((key, kind, size, pttl))
+    return step
 
 
 def _bucket(pttl: int) -> str:
@@ -185,6 +214,26 @@ def _bucket(pttl: int) -> str:
     if pttl < 86400_000:
         return "< 1 d"
     return "longer"
+
+
+def walk_node(
+    node: targets.Node, cursor: str, count: int, tally: Tally, report, stop: threading.Event
+) -> None:
+    """Step through one primary from `cursor`, handing each Step to `report` (a thread of
+    its own per primary; the tally itself is only touched by the run's thread)."""
+    take = step_in_redis
+    while not stop.is_set():
+        try:
+            step = take(node.client, node.name, cursor, count, tally.threshold)
+        except redis.ResponseError:
+            if take is step_pipelined:
+                raise
+            take = step_pipelined  # scripting refused: nothing was counted yet
+            continue
+        report(step)
+        cursor = step.cursor
+        if cursor == "0":
+            return
 
 
 def analysis_for_run(target: str, run: Run | None) -> KeyspaceAnalysis:
@@ -210,37 +259,42 @@ def analyze(
     progress: Callable[[KeyspaceAnalysis, int], None] | None = None,
     count: int = STEP_COUNT,
 ) -> KeyspaceAnalysis:
-    """Walk every key of every primary of `target` and store the figures. Changes nothing
-    in Redis (so no audit event of its own: the run's start and end are audited).
-    `progress` is called every few seconds with the row and the DBSIZE total; if it
-    raises (a cancelled run), the row is kept as `stopped` with its cursors."""
+    """Walk every key of every primary of `target` (the primaries in parallel) and store
+    the figures. Changes nothing in Redis (so no audit event of its own: the run's start
+    and end are audited). `progress` is called every few seconds with the row and the
+    DBSIZE total; if it raises (a cancelled run), the row is kept as `stopped` with its
+    cursors, and a later run resumes from them."""
     primaries = targets.primaries(target)
     try:
         total = sum(int(node.client.dbsize()) for node in primaries)
     except targets.REDIS_FAULTS as exc:
         raise targets.unavailable(target, exc) from exc
     row = analysis_for_run(target, run)
+    for node in primaries:
+        row.progress.setdefault(node.name, {"cursor": "0", "done": False})
     tally = Tally(row)
     started = last_checkpoint = time.perf_counter()
     spent = row.seconds
+
+    def on_steps(steps: list[Step]) -> None:
+        nonlocal last_checkpoint
+        for step in steps:
+            tally.add(step)
+        if time.perf_counter() - last_checkpoint >= CHECKPOINT_EVERY_S:
+            last_checkpoint = time.perf_counter()
+            tally.save(seconds=spent + last_checkpoint - started)
+            if progress:
+                progress(row, total)
+
+    walks = [
+        (node, row.progress[node.name]["cursor"])
+        for node in primaries
+        if not row.progress[node.name]["done"]
+    ]
     try:
-        for node in primaries:
-            state = row.progress.setdefault(node.name, {"cursor": "0", "done": False})
-            step = step_in_redis
-            while not state["done"]:
-                try:
-                    state["cursor"] = step(node.client, state["cursor"], count, tally, node.name)
-                except redis.ResponseError:
-                    if step is step_pipelined:
-                        raise
-                    step = step_pipelined  # scripting refused: nothing was counted yet
-                    continue
-                state["done"] = state["cursor"] == "0"
-                if time.perf_counter() - last_checkpoint >= CHECKPOINT_EVERY_S:
-                    last_checkpoint = time.perf_counter()
-                    tally.save(seconds=spent + last_checkpoint - started)
-                    if progress:
-                        progress(row, total)
+        parallel.walk_all(
+            [partial(walk_node, node, cursor, count, tally) for node, cursor in walks], on_steps
+        )
     except targets.REDIS_FAULTS as exc:
         tally.save(status=KeyspaceAnalysis.STOPPED, seconds=spent + time.perf_counter() - started)
         raise targets.unavailable(target, exc) from exc

@@ -5,12 +5,10 @@ matches), confirmed by typing, then deleted by a job that pipelines `SCAN … CO
 with `UNLINK` batches: Redis never blocks on more than one small batch.
 """
 
-import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,6 +24,7 @@ from opsconsole.confirmation import confirmation_error
 
 from .. import addresses, conf, targets
 from ..client import Cache
+from . import parallel
 from .keys import show
 
 GLOB_SPECIALS = b"[]?*\\"
@@ -405,7 +404,7 @@ class NodeSteps:
     deleting: Callable[..., Iterator[tuple[int, int]]]
     follows_failover: bool
 
-    def run(self, report: Callable[[str, int, int], None], stop: threading.Event) -> None:
+    def run(self, report: Callable[[tuple[str, int, int]], None], stop: threading.Event) -> None:
         """Step until the node's SCAN ends, reporting (node, matched, deleted) per step.
 
         On a Sentinel target a dead primary is not the end: once the Sentinels name the
@@ -417,7 +416,7 @@ class NodeSteps:
                 for matched, deleted in self.deleting(
                     node.client, self.pattern, self.scan_count, self.batch
                 ):
-                    report(node.name, matched, deleted)
+                    report((node.name, matched, deleted))
                     if stop.is_set():
                         return
                 return
@@ -425,7 +424,7 @@ class NodeSteps:
                 if not self.follows_failover:
                     raise
                 node = targets.wait_for_new_primary(self.target, FAILOVER_WAIT_S)
-                report(node.name, 0, 0)
+                report((node.name, 0, 0))
 
 
 def _node_steps(target, pattern, scan_count, batch, mode) -> list[NodeSteps]:
@@ -437,38 +436,6 @@ def _node_steps(target, pattern, scan_count, batch, mode) -> list[NodeSteps]:
         NodeSteps(target, node, pattern, scan_count, batch, deleting, shape == addresses.SENTINEL)
         for node in targets.primaries(target)
     ]
-
-
-def _run_in_parallel(
-    steps: list[NodeSteps], on_steps: Callable[[list[tuple[str, int, int]]], None]
-) -> None:
-    """Each primary's steps in a thread of its own. `on_steps` runs in this thread with
-    every step reported since its last call (so progress and cancellation stay where
-    the run lives, and a slow progress write never lets reports pile up)."""
-    reports: queue.Queue = queue.Queue()
-    stop = threading.Event()
-
-    def work(node_steps: NodeSteps) -> None:
-        try:
-            node_steps.run(lambda *step: reports.put(step), stop)
-        finally:
-            reports.put(None)
-
-    with ThreadPoolExecutor(max_workers=len(steps), thread_name_prefix="invalidate") as pool:
-        futures = [pool.submit(work, each) for each in steps]
-        try:
-            running = len(futures)
-            while running:
-                batch = [reports.get()]
-                while not reports.empty():
-                    batch.append(reports.get_nowait())
-                running -= batch.count(None)
-                if done := [step for step in batch if step is not None]:
-                    on_steps(done)
-        finally:
-            stop.set()
-        for future in futures:
-            future.result()  # a node's fault, raised here
 
 
 @audited_action("cache.invalidate_pattern")
@@ -521,7 +488,7 @@ def invalidate_pattern(
                 progress(figures)
 
         try:
-            _run_in_parallel(steps, on_steps)
+            parallel.walk_all([each.run for each in steps], on_steps)
         except (*targets.REDIS_FAULTS, targets.TargetUnavailable) as exc:
             raise targets.TargetUnavailable(
                 f"Redis target {target} went away after {figures['deleted']:,} keys were "

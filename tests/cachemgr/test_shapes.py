@@ -2,12 +2,14 @@
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
-from cachemgr import targets
+from cachemgr import demo, targets
 from cachemgr.client import Cache
 from cachemgr.models import StatsSnapshot
 from cachemgr.registry import WARMERS, warmer
 from cachemgr.services import invalidation, keys, stats, warming
+from opsconsole import dashboard, health, metrics
 from opsconsole.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -143,3 +145,22 @@ def test_the_cli_works_on_the_shape(shape, capsys):
     assert targets.describe(shape) in capsys.readouterr().out
     call_command("cache", "keys", "cli:*", "--target", shape, "--page-size", "100")
     assert capsys.readouterr().out.count("cli:") == 40
+
+
+def test_the_demo_keys_load_into_the_shape(shape):
+    written = demo.seed_target(shape)["keys_written"]
+    assert written > 10_000
+    assert stats.server_stats(shape)["keys"] >= written
+
+
+def test_readiness_pings_the_shape(shape):
+    checks = {check.name: check for check in health.readiness(include_workers=False)}
+    assert checks[f"cache:{shape}"].ok
+
+
+def test_metrics_and_the_dashboard_read_the_whole_target_not_a_node(shape):
+    stats.take_snapshot(shape)
+    latest = [s for s in metrics.latest_cache_snapshots() if s.target == shape]
+    assert [s.node for s in latest] == [""]
+    tile = next(t for t in dashboard.cache_tiles(timezone.now()) if t["target"] == shape)
+    assert tile["used_memory"] == latest[0].used_memory

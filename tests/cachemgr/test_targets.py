@@ -1,8 +1,11 @@
 """Target addresses of every shape, parsed and reached on real servers."""
 
+import time
+
 import pytest
 
-from cachemgr import addresses, targets
+from cachemgr import addresses, localservers, targets
+from cachemgr.services import stats
 
 
 def test_it_reads_a_single_node_with_its_options():
@@ -80,3 +83,16 @@ def test_it_describes_a_sentinel_service_with_its_current_primary(sentinel, sent
 
 def test_it_says_a_node_is_one_node():
     assert targets.describe("main") == "one node"
+
+
+@pytest.mark.parametrize(
+    "path", ["redis-cluster://127.0.0.1:{port}", "redis-sentinel://127.0.0.1:{port}/svc/0"]
+)
+def test_a_target_that_is_down_is_reported_at_once(settings, path):
+    url = path.format(port=localservers.free_port())
+    settings.CACHE_TARGETS = {"gone": url}
+    started = time.monotonic()
+    with pytest.raises(targets.TargetUnavailable, match="Cache target gone .* is unreachable"):
+        stats.server_stats("gone")
+    assert time.monotonic() - started < 2
+    targets.forget(url)

@@ -13,6 +13,7 @@
 """
 
 import json
+import signal
 
 from jobs import runner
 from jobs.models import Run
@@ -25,7 +26,8 @@ from opsconsole.commands import (
 )
 
 from ... import registry, targets
-from ...services import analysis, invalidation, keys, stats, warming
+from ...localservers import LocalCluster
+from ...services import advice, analysis, invalidation, keys, stats, warming
 
 
 class Command(ConsoleCommand):
@@ -59,8 +61,13 @@ class Command(ConsoleCommand):
         analyze = common(sub.add_parser("analyze", help="exact keyspace analysis (a run)"))
         analyze.add_argument("--resume", type=int, help="continue the stopped analysis ID")
         add_wait_arguments(analyze, wait_by_default=True)
+        common(sub.add_parser("advice", help="latency and memory advice per node"))
+        local = sub.add_parser("local-cluster", help="start a throwaway local Redis Cluster")
+        local.add_argument("--primaries", type=int, default=3)
 
     def handle(self, *args, action, **options):
+        if action == "local-cluster":
+            return self.local_cluster(options["primaries"])
         target = options["target"] or targets.default()
         try:
             targets.url(target)
@@ -189,6 +196,34 @@ class Command(ConsoleCommand):
         self.emit(figures, "\n".join(lines))
         if run.status != "succeeded":
             raise failed(f"Run #{run.pk} ended {run.status}.")
+
+    def do_advice(self, target: str, options) -> None:
+        found = advice.advice(target)
+        lines = [f"{target}: {found['shape']}"]
+        lines += [f"[{f['severity']}] {f['finding']}  → {f['fix']}" for f in found["findings"]]
+        for node in found["nodes"]:
+            lines.append(f"--- {node['node']} ({node['role']})")
+            lines += [
+                f"  latency {e['event']}: latest {e['latest_ms']} ms, worst {e['max_ms']} ms"
+                for e in node["latency"]
+            ]
+            lines += ["  " + line for line in node["memory_doctor"].strip().splitlines()]
+            lines += ["  " + line for line in node["latency_doctor"].strip().splitlines()]
+        found["analysis"] = found["analysis"].pk if found["analysis"] else None
+        self.emit(found, "\n".join(lines))
+
+    def local_cluster(self, primaries: int) -> None:
+        """Start a cluster on free ports, print its target URL, stop it on Ctrl-C."""
+        cluster = LocalCluster(primaries)
+        self.stdout.write(f"cluster={cluster.url}")
+        self.stdout.write("Running; Ctrl-C stops the nodes and removes their directory.")
+        self.stdout.flush()
+        stop_signals = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        try:
+            signal.sigwait(stop_signals)
+        finally:
+            cluster.stop()
 
     def report(self, run: Run, options) -> None:
         """Print the run; exit 1 if it ended unsuccessfully."""
