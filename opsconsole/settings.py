@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "ninja",  # the API's docs page: Swagger UI from ninja's own static files, no CDN
     "opsconsole",
     "opsconsole.accounts",
+    "mozilla_django_oidc",
     "opsconsole.tokens",
     "opsconsole.notifications",
     "jobs",
@@ -77,6 +78,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "opsconsole.accounts.oidc.RoleRefresh",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -116,7 +118,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Local passwords (ModelBackend), refused when LOCAL_LOGIN_ENABLED=false.
+    "opsconsole.accounts.oidc.LocalPasswordBackend",
+    # Single sign-on (mozilla-django-oidc): answers only the provider's callback, and
+    # only when OIDC_ISSUER is set.
+    "opsconsole.accounts.oidc.ConsoleOIDCBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -124,6 +130,35 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# --- Single sign-on (OpenID Connect; docs/team.md) -----------------------------
+# The issuer's discovery document gives the endpoints; set OIDC_OP_*_ENDPOINT only to
+# override one. Empty OIDC_ISSUER: no SSO.
+OIDC_ISSUER = env("OIDC_ISSUER", default="")
+OIDC_RP_CLIENT_ID = env("OIDC_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env("OIDC_CLIENT_SECRET", default="")
+OIDC_RP_SIGN_ALGO = env("OIDC_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env("OIDC_SCOPES", default="openid email profile groups")
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True  # the logout's id_token_hint
+OIDC_STORE_ACCESS_TOKEN = True  # the session refresh reads userinfo with it
+OIDC_TIMEOUT = env.float("OIDC_TIMEOUT_S", default=5.0)
+OIDC_DISCOVERY_TTL_S = env.float("OIDC_DISCOVERY_TTL_S", default=3600.0)
+OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = env.int("OIDC_ROLE_REFRESH_S", default=900)
+OIDC_OP_LOGOUT_URL_METHOD = "opsconsole.accounts.oidc.provider_logout_url"
+LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
+OIDC_GROUPS_CLAIM = env("OIDC_GROUPS_CLAIM", default="groups")
+# group=role pairs: "ops-admins=admin,ops=operator,engineering=viewer"; the highest wins.
+OIDC_GROUP_ROLES = {
+    group.strip(): role.strip()
+    for group, _, role in (item.partition("=") for item in env.list("OIDC_GROUP_ROLES", default=[]))
+}
+if bad := {r for r in OIDC_GROUP_ROLES.values() if r not in ("viewer", "operator", "admin")}:
+    raise ImproperlyConfigured(f"OIDC_GROUP_ROLES: unknown role(s) {sorted(bad)}")
+# Switch local passwords off once SSO works (the demo admin cannot log in then).
+LOCAL_LOGIN_ENABLED = env.bool("LOCAL_LOGIN_ENABLED", default=True)
+if not LOCAL_LOGIN_ENABLED and not OIDC_ISSUER:
+    raise ImproperlyConfigured("LOCAL_LOGIN_ENABLED=false needs single sign-on (OIDC_ISSUER).")
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
