@@ -25,10 +25,10 @@ from jobs import registry as jobs_registry
 from jobs import runner, schedules
 from jobs.models import Run
 from opsconsole import users
+from opsconsole.accounts import services as accounts
 from opsconsole.actions import ACTIONS
 from opsconsole.forms import NewUserForm
 from opsconsole.models import AuditEvent, RunbookRequest
-from opsconsole.accounts import services as accounts
 from opsconsole.notifications import services as notify
 from opsconsole.runbooks import get, register
 from opsconsole.runbooks import services as runbooks
@@ -245,7 +245,8 @@ EXAMPLES: dict[str, Callable[[World], Any]] = {
         "https://idp.example.test", {"sub": uuid4().hex, "preferred_username": "sso-rule"}
     ),
     "opsconsole.accounts.services.sync_sso_user": lambda w: accounts.sync_sso_user(
-        w.operator, {"sub": "x", "groups": []}  # no mapped group: the role goes
+        w.operator,
+        {"sub": "x", "groups": []},  # no mapped group: the role goes
     ),
     "opsconsole.notifications.services.create_channel": lambda w: w.channel(),
     "opsconsole.notifications.services.set_muted": lambda w: notify.set_muted(
