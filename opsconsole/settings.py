@@ -256,8 +256,9 @@ METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1
 # The JSON API (/api/): requests per token and minute (counted in Redis); 429 beyond.
 API_RATE_PER_MINUTE = env.int("API_RATE_PER_MINUTE", default=120)
 # Notifications (docs/team.md): the channels' secrets are encrypted with this key, kept
-# out of the database; links in messages point at CONSOLE_URL.
-NOTIFICATIONS_KEY = required_in_production("NOTIFICATIONS_KEY", SECRET_KEY)
+# out of the database (SECRET_KEY when unset: set it to rotate SECRET_KEY on its own);
+# links in messages point at CONSOLE_URL.
+NOTIFICATIONS_KEY = env("NOTIFICATIONS_KEY", default=SECRET_KEY)
 CONSOLE_URL = env("CONSOLE_URL", default="http://127.0.0.1:8000")
 NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=5)
 NOTIFY_RETRY_BACKOFF_S = env.float("NOTIFY_RETRY_BACKOFF_S", default=30.0)

@@ -41,7 +41,11 @@ _lock = threading.Lock()
 
 
 class SSOUnavailable(ImproperlyConfigured):
-    """Single sign-on is not configured, or the provider's discovery failed."""
+    """The provider's discovery failed (503)."""
+
+
+class SSONotConfigured(SSOUnavailable):
+    """OIDC_ISSUER is empty: there is no single sign-on here (404)."""
 
 
 def enabled() -> bool:
@@ -52,7 +56,7 @@ def discovery() -> dict:
     """The issuer's discovery document (cached); raises SSOUnavailable with the reason."""
     issuer = settings.OIDC_ISSUER
     if not issuer:
-        raise SSOUnavailable("Single sign-on is not configured (OIDC_ISSUER is empty).")
+        raise SSONotConfigured("Single sign-on is not configured (OIDC_ISSUER is empty).")
     with _lock:
         fetched_at, document = _discovered.get(issuer, (0.0, {}))
         if document and time.monotonic() - fetched_at < settings.OIDC_DISCOVERY_TTL_S:

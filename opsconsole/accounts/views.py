@@ -23,9 +23,10 @@ class LoginView(auth_views.LoginView):
 
 
 def _unavailable(exc: oidc.SSOUnavailable) -> HttpResponse:
-    return HttpResponse(
-        f"Single sign-on is unavailable: {exc}", status=503, content_type="text/plain"
-    )
+    """404 when SSO is not configured, 503 when the provider does not answer."""
+    status = 404 if isinstance(exc, oidc.SSONotConfigured) else 503
+    message = f"Single sign-on is unavailable: {exc}"
+    return HttpResponse(message, status=status, content_type="text/plain")
 
 
 @method_decorator(login_not_required, name="dispatch")

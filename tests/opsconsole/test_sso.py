@@ -166,3 +166,9 @@ def test_an_unreachable_provider_is_a_clear_503_and_passwords_still_work(
     make_user("viewer", username="v", password="pw-for-tests-1")
     client.post("/login/", {"username": "v", "password": "pw-for-tests-1"})
     assert client.get("/").status_code == 200
+
+
+def test_without_an_issuer_the_sso_pages_are_a_404(client, settings):
+    settings.OIDC_ISSUER = ""
+    assert client.get("/oidc/authenticate/").status_code == 404
+    assert 'id="sso-login"' not in client.get("/login/").content.decode()
