@@ -303,9 +303,7 @@ RUN_QUEUE_TIMEOUT_S = env.float("RUN_QUEUE_TIMEOUT_S", 3600.0)
 WORKER_SNAPSHOT_S = env.float("WORKER_SNAPSHOT_S", 2.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Default schedules, copied into django-celery-beat once (operators edit them there).
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {
-    "notifications-readiness-watch": {"task": "notifications.watch_readiness", "schedule": 60.0},
-}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 
 LOGGING = {
     "version": 1,
