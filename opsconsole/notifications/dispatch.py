@@ -35,6 +35,18 @@ log = logging.getLogger("opsconsole.notifications")
 DELIVER_TASK = "notifications.deliver"
 FAILED_RUN = {"failed": Event.RUN_FAILED, "timed_out": Event.RUN_FAILED, "lost": Event.RUN_LOST}
 INDEX_JOBS = ("queries.apply_index", "queries.rollback_index")
+# The audit actions that can mean a notification (notices_for says which and when).
+WATCHED_ACTIONS = frozenset(
+    {
+        "job.end",
+        "partitions.plan",
+        "partitions.swapped",
+        "partitions.auto_rollback",
+        "runbook.request",
+        "runbook.approve",
+        "runbook.reject",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -146,18 +158,19 @@ def fan_out(notice: Notice) -> list[Delivery]:
 
 
 def fan_out_after_commit(event: AuditEvent) -> None:
-    """Called for every new audit event: schedule its notices once it is committed."""
-    notices = notices_for(event)
-    if notices:
-        transaction.on_commit(lambda: _fan_out_safely(notices))
+    """Called for every new audit event, inside the transaction that writes it: only a
+    look at its action here (no query, nothing that could fail that transaction); the
+    notices are worked out and queued once it has committed."""
+    if event.action in WATCHED_ACTIONS:
+        transaction.on_commit(lambda: _fan_out_safely(event))
 
 
-def _fan_out_safely(notices: list[Notice]) -> None:
-    for notice in notices:
-        try:
+def _fan_out_safely(event: AuditEvent) -> None:
+    try:
+        for notice in notices_for(event):
             fan_out(notice)
-        except Exception:  # never let a notification break what caused it
-            log.exception("could not queue notifications for %s %s", notice.event, notice.target)
+    except Exception:  # never let a notification break what caused it
+        log.exception("could not queue notifications for audit event #%s", event.pk)
 
 
 def publish(delivery_id: int, countdown: float | None = None) -> None:

@@ -1,7 +1,7 @@
 """The readiness watch: `readiness.failing` once /readyz has failed for
 NOTIFY_READINESS_AFTER_S, and again only after it has recovered.
 
-Beat runs it every minute (CELERY_BEAT_SCHEDULE). When the failing check is the
+Beat runs it every minute (the default schedule declared in jobdefs). When the failing check is the
 broker itself, the watch cannot run either: an outside monitor of /readyz covers that.
 The first failure time and the "told already" mark live in Redis, shared by workers.
 """

@@ -7,8 +7,15 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from opsconsole.models import AuditEvent
 
-PUBLIC = {"login", "healthz", "readyz", "metrics"}
-SESSION_ONLY = {"logout"}  # needs a login, no role
+PUBLIC = {
+    "login",
+    "healthz",
+    "readyz",
+    "metrics",
+    "oidc_authentication_init",  # single sign-on: the redirect to the provider and back
+    "oidc_authentication_callback",
+}
+SESSION_ONLY = {"logout", "oidc_logout"}  # needs a login, no role
 
 
 def walk(patterns, prefix="", namespace=None):

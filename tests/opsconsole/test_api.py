@@ -2,12 +2,15 @@
 
 import json
 
+import psycopg
 import pytest
 from django.core.management import call_command
+from psycopg import sql
 
 from jobs.history import run_as_dict
 from jobs.models import Run
 from opsconsole.models import AuditEvent
+from opsconsole.notifications import services as notify
 from partitions.models import Migration
 from tests.cachemgr.conftest import scratch  # noqa: F401  (fixture)
 from tests.jobs import testjobs
@@ -209,3 +212,36 @@ def test_a_runbook_is_launched_with_its_name_as_confirm(api_as, celery_worker):
     run = wait_for(Run.objects.get(pk=launched.json()["id"]), timeout=60)
     assert run.name.endswith("health_sweep")
     assert api.post("/runbooks/nope/launch", {"confirm": "nope"}).status_code == 404
+
+
+def test_an_index_is_built_and_dropped_through_the_api_and_the_team_is_told(
+    api_as, celery_worker, request, settings, warehouse_db, http_receiver
+):
+    settings.WAREHOUSES = {"main": warehouse_db}
+    schema = request.getfixturevalue("pg_schema")
+    with psycopg.connect(warehouse_db, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE TABLE {}.orders (id bigint, customer_id bigint)").format(
+            sql.Identifier(schema)))  # fmt: skip
+    api = api_as("admin")
+    channel = notify.create_channel(api.user, "hook", "webhook", {"url": http_receiver.url})
+    http_receiver.secret = channel.signing_secret
+    notify.subscribe(api.user, api.user, channel.channel, "index.built")
+    body = {"warehouse": "main", "schema": schema, "table": "orders",
+            "columns": ["customer_id"], "name": "orders_customer_idx"}  # fmt: skip
+    wrong = api.post("/indexes/apply", {**body, "confirm": "orders"})
+    assert wrong.status_code == 400 and "Type the index name" in wrong.json()["detail"]
+    built = api.post("/indexes/apply", {**body, "confirm": "orders_customer_idx"})
+    assert built.status_code == 202, built.content
+    assert wait_for(Run.objects.get(pk=built.json()["id"]), timeout=60).status == "succeeded"
+    [told] = http_receiver.wait_for(1)
+    assert told["signature_ok"] and told["body"]["event"] == "index.built"
+    assert told["body"]["target"] == f"main:{schema}.orders_customer_idx"
+    dropped = api.post(
+        f"/indexes/{built.json()['id']}/rollback", {"confirm": "orders_customer_idx"}
+    )
+    assert dropped.status_code == 202
+    assert wait_for(Run.objects.get(pk=dropped.json()["id"]), timeout=60).status == "succeeded"
+    with psycopg.connect(warehouse_db) as conn:
+        found = conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname = %s",
+                             ["orders_customer_idx"]).fetchone()[0]  # fmt: skip
+    assert found == 0

@@ -25,6 +25,7 @@ from jobs import registry as jobs_registry
 from jobs import runner, schedules
 from jobs.models import Run
 from opsconsole import users
+from opsconsole.accounts import services as accounts
 from opsconsole.actions import ACTIONS
 from opsconsole.forms import NewUserForm
 from opsconsole.models import AuditEvent, RunbookRequest
@@ -242,6 +243,13 @@ EXAMPLES: dict[str, Callable[[World], Any]] = {
     ),
     "opsconsole.tokens.services.create_service_account": lambda w: tokens.create_service_account(
         w.admin, f"svc-{uuid4().hex[:6]}", "viewer"
+    ),
+    "opsconsole.accounts.services.create_sso_user": lambda w: accounts.create_sso_user(
+        "https://idp.example.test", {"sub": uuid4().hex, "preferred_username": "sso-rule"}
+    ),
+    "opsconsole.accounts.services.sync_sso_user": lambda w: accounts.sync_sso_user(
+        w.operator,
+        {"sub": "x", "groups": []},  # no mapped group: the role goes
     ),
     "opsconsole.notifications.services.create_channel": lambda w: w.channel(),
     "opsconsole.notifications.services.set_muted": lambda w: notify.set_muted(

@@ -7,8 +7,9 @@ import time
 
 import pytest
 from django.core.management import call_command
+from django_celery_beat.models import PeriodicTask
 
-from jobs import runner
+from jobs import runner, schedules
 from jobs.models import Run
 from opsconsole import audit, health
 from opsconsole.models import AuditEvent
@@ -216,3 +217,10 @@ def test_the_command_adds_a_channel_from_stdin_and_shows_the_log(make_user, caps
     assert json.loads(capsys.readouterr().out)["muted"] is True
     call_command("notifications", "deliveries", "--json")
     assert json.loads(capsys.readouterr().out) == []
+
+
+@pytest.mark.django_db
+def test_the_readiness_watch_is_a_default_beat_schedule():
+    schedules.install_default_schedules()
+    task = PeriodicTask.objects.get(name="notifications: readiness watch")
+    assert task.task == readiness.WATCH_TASK and task.interval.every == 60
