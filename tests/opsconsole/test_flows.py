@@ -33,6 +33,7 @@ PASSWORD = "pw-for-tests-1"
 # What must never reach an operator's screen: Python's own spelling of values.
 INTERNALS = [
     re.compile(r"Traceback \(most recent call last\)"),
+    re.compile(r"\{[#%]|[#%]\}"),  # template syntax shown as text (a multi-line {# #})
     re.compile(r"\{'[^']*': "),  # a dict
     re.compile(r"\[\{'"),  # a list of dicts
     re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>"),
