@@ -35,7 +35,8 @@ def cache_tiles(now) -> list[dict]:
             .values_list("hit_rate", "used_memory", "keyspace_hits", "keyspace_misses", "taken_at")
         )
         step = max(1, len(rows) // SPARKLINE_POINTS)
-        rates = [100 * (row[0] or 0) for row in rows[::step]]
+        # A minute without reads has no hit rate: left out, not drawn as 0 %.
+        rates = [100 * row[0] for row in rows[::step] if row[0] is not None]
         _, used_memory, hits, misses, _ = rows[-1] if rows else (None, None, 0, 0, None)
         tiles.append(
             {

@@ -61,6 +61,15 @@ def confirm_words(word) -> str:
 
 
 @register.filter
+def fact(value, key=""):
+    """One value inline, formatted for the unit its key names; a list joined: never a
+    Python repr such as `[]`, `None` or `False`."""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(display.scalar(key, item)) for item in value) or "none"
+    return display.scalar(key, value)
+
+
+@register.filter
 def option_label(key):
     """`batch_rows` → "batch rows"."""
     return display.label(key).lower()

@@ -1,8 +1,8 @@
-"""The one SQL block (templates/partials/_sql.html) and the filters that feed it."""
+"""The one SQL block (templates/partials/_sql.html), the filters that feed it, and inline facts."""
 
 from django.template.loader import render_to_string
 
-from opsconsole.templatetags.console import confirm_words, statements
+from opsconsole.templatetags.console import confirm_words, fact, statements
 
 
 def test_it_renders_the_statement_escaped_in_a_collapsible_block():
@@ -25,3 +25,11 @@ def test_it_joins_statements_each_ended_once():
 
 def test_it_gives_the_confirmation_word_as_json():
     assert confirm_words('idx "x"') == '["idx \\"x\\""]'
+
+
+def test_an_inline_fact_is_never_a_python_repr():
+    assert fact([], "clustering") == "none"
+    assert fact(["a", "b"], "clustering") == "a, b"
+    assert fact(None, "retention_days") == "—"
+    assert fact(False, "require_partition_filter") == "no"
+    assert fact(50000, "batch_rows") == "50,000"
