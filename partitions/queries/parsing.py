@@ -326,9 +326,14 @@ def _unqualified(column: str, scope: Scope) -> ColumnUse | None:
 
 
 def _is_value(node) -> bool:
-    """A constant or parameter (possibly cast): something an index can look up."""
+    """A constant or parameter, possibly cast or computed without a column or subquery
+    (`lower($1)`, `$1::date + 7`): something known before the scan, an index can look up."""
     if isinstance(node, ast.TypeCast):
         return _is_value(node.arg)
+    if isinstance(node, ast.FuncCall | ast.A_Expr):
+        subqueries = _Finder(ast.SubLink)
+        subqueries(node)
+        return not _column_refs(node) and not subqueries.found
     return isinstance(node, ast.A_Const | ast.ParamRef)
 
 
