@@ -74,6 +74,7 @@ class Shape:
     equality: list[ColumnUse] = field(default_factory=list)
     ranges: list[ColumnUse] = field(default_factory=list)
     joins: list[ColumnUse] = field(default_factory=list)
+    join_pairs: list[tuple[ColumnUse, ColumnUse]] = field(default_factory=list)  # a = b
     order_by: list[tuple[ColumnUse, bool]] = field(default_factory=list)  # (column, descending)
     unindexable: list[Unindexable] = field(default_factory=list)
     any_of: list[tuple[ColumnUse, ...]] = field(default_factory=list)  # OR across columns
@@ -490,6 +491,7 @@ def _comparison(expr: ast.A_Expr, tables: Scope, shape: Shape) -> None:
     if left is not None and right is not None:
         if op in EQUALITY_OPS and not (left.expression or right.expression):
             shape.joins.extend([left, right])
+            shape.join_pairs.append((left, right))
         return
     column, other = (left, expr.rexpr) if left is not None else (right, expr.lexpr)
     if column is None:
