@@ -141,6 +141,7 @@ def expand_views(shape: parsing.Shape, catalog: Catalog) -> None:
         shape.equality.extend(body.equality)
         shape.ranges.extend(body.ranges)
         shape.joins.extend(body.joins)
+        shape.join_pairs.extend(body.join_pairs)
         shape.unindexable.extend(body.unindexable)
 
 
@@ -194,7 +195,8 @@ def candidates(
                 unfit.append(reason)
             return None
         return per_table.setdefault(
-            table["oid"], {"table": table, "eq": [], "range": [], "join": [], "order": []}
+            table["oid"],
+            {"table": table, "eq": [], "range": [], "join": [], "order": [], "join_keys": {}},
         )
 
     for kind, uses in (("eq", shape.equality), ("range", shape.ranges), ("join", shape.joins)):
@@ -204,6 +206,7 @@ def candidates(
             element = _element(use, owner, catalog) if entry is not None else None
             if element is not None and element not in entry[kind]:
                 entry[kind].append(element)
+    _join_keys(shape, catalog, per_table)
     ordered = [_owner(use, shape, catalog) for use, _ in shape.order_by]
     order_tables = {o[0]["oid"] for o in ordered if o is not None}
     one_table = ordered and None not in ordered and len(order_tables) == 1
@@ -222,6 +225,10 @@ def candidates(
             options.append(tuple(eq[:MAX_INDEX_COLUMNS]))
         if eq and entry["range"]:
             options.append(tuple(eq[: MAX_INDEX_COLUMNS - 1]) + (entry["range"][0],))
+        for key in entry["join_keys"].values():
+            if len(key) > 1:  # a multi-column join key: one lookup on all of it
+                by_selectivity = sorted(key, key=lambda c: -catalog.distinct_values(table, c))
+                options.append(tuple(by_selectivity[:MAX_INDEX_COLUMNS]))
         if entry["order"]:
             tail = [c for c in entry["order"] if c not in eq]
             options.append(tuple((eq + tail)[:MAX_INDEX_COLUMNS]))
@@ -234,6 +241,23 @@ def candidates(
             elif columns:
                 found.append((table, columns))
     return found
+
+
+def _join_keys(shape: parsing.Shape, catalog: Catalog, per_table: dict) -> None:
+    """Group each table's join columns by the relation they are joined to: `l.a = p.a
+    AND l.b = p.b` is one lookup on (a, b), which one index serves better than either
+    column (and whose row estimate the planner gets from both)."""
+    for left, right in shape.join_pairs:
+        for mine, other in ((left, right), (right, left)):
+            owner, other_owner = _owner(mine, shape, catalog), _owner(other, shape, catalog)
+            if owner is None or other_owner is None or owner[0]["oid"] not in per_table:
+                continue
+            if other_owner[0]["oid"] == owner[0]["oid"] and other.table == mine.table:
+                continue  # a column compared with another of the same row
+            group = (other_owner[0]["oid"], other.table)
+            keys = per_table[owner[0]["oid"]]["join_keys"].setdefault(group, [])
+            if owner[1] not in keys:
+                keys.append(owner[1])
 
 
 def bundles(

@@ -74,6 +74,7 @@ class Shape:
     equality: list[ColumnUse] = field(default_factory=list)
     ranges: list[ColumnUse] = field(default_factory=list)
     joins: list[ColumnUse] = field(default_factory=list)
+    join_pairs: list[tuple[ColumnUse, ColumnUse]] = field(default_factory=list)  # a = b
     order_by: list[tuple[ColumnUse, bool]] = field(default_factory=list)  # (column, descending)
     unindexable: list[Unindexable] = field(default_factory=list)
     any_of: list[tuple[ColumnUse, ...]] = field(default_factory=list)  # OR across columns
@@ -326,9 +327,14 @@ def _unqualified(column: str, scope: Scope) -> ColumnUse | None:
 
 
 def _is_value(node) -> bool:
-    """A constant or parameter (possibly cast): something an index can look up."""
+    """A constant or parameter, possibly cast or computed without a column or subquery
+    (`lower($1)`, `$1::date + 7`): something known before the scan, an index can look up."""
     if isinstance(node, ast.TypeCast):
         return _is_value(node.arg)
+    if isinstance(node, ast.FuncCall | ast.A_Expr):
+        subqueries = _Finder(ast.SubLink)
+        subqueries(node)
+        return not _column_refs(node) and not subqueries.found
     return isinstance(node, ast.A_Const | ast.ParamRef)
 
 
@@ -485,6 +491,7 @@ def _comparison(expr: ast.A_Expr, tables: Scope, shape: Shape) -> None:
     if left is not None and right is not None:
         if op in EQUALITY_OPS and not (left.expression or right.expression):
             shape.joins.extend([left, right])
+            shape.join_pairs.append((left, right))
         return
     column, other = (left, expr.rexpr) if left is not None else (right, expr.lexpr)
     if column is None:

@@ -14,7 +14,7 @@ from opsconsole.roles import has_role, role_required
 from partitions import warehouses
 from partitions.warehouses import WarehouseError
 
-from . import activity, advisor, analyses, apply, bigquery, drops, health, slow
+from . import activity, advisor, analyses, apply, bigquery, drops, health, index_elements, slow
 from .explain import explain_statement
 from .forms import ConfirmForm, ExplainForm, IndexAdvisorForm, SlowFilterForm
 
@@ -216,7 +216,10 @@ def apply_index(request):
     """GET: the preview with the CREATE INDEX statement; POST: start the job."""
     source = request.POST if request.method == "POST" else request.GET
     params = {key: source.get(key, "") for key in APPLY_FIELDS}
-    columns = [c.strip() for c in params["columns"].split(",") if c.strip()]
+    try:  # "lower(email), seen": expressions hold commas, pglast reads the list
+        columns = index_elements.split(params["columns"])
+    except index_elements.InvalidIndexElement:
+        columns = []  # the form says why when it is posted
     preview = advisor.Suggestion(
         schema=params["schema"],
         table=params["table"],

@@ -6,7 +6,8 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from partitions.queries import advisor, pg
+from partitions.queries import advisor, parsing, pg
+from partitions.queries.candidates import Catalog, candidates
 from partitions.queries.forms import ApplyIndexForm
 
 
@@ -153,3 +154,23 @@ def test_the_apply_form_takes_an_expression_and_refuses_a_user_function():
     form = ApplyIndexForm({**base, "columns": "public.evil(email)"})
     assert not form.is_valid()
     assert "built-in functions" in form.errors["columns"][0]
+
+
+@pytest.mark.django_db
+def test_it_offers_a_multi_column_join_key_as_one_candidate(pg_schema, wh, warehouse_db):
+    ddl(
+        wh,
+        pg_schema,
+        "CREATE TABLE {s}.lines AS SELECT g AS id, g % 1000 AS part, g % 97 AS supplier "
+        "FROM generate_series(1, 100000) g",
+    )
+    ddl(wh, pg_schema, "CREATE TABLE {s}.supply (id int PRIMARY KEY, part int, supplier int)")
+    ddl(wh, pg_schema, "ANALYZE {s}.lines")
+    shape = parsing.shape_of(
+        f'SELECT count(*) FROM "{pg_schema}".supply s JOIN "{pg_schema}".lines l '
+        "ON l.part = s.part AND l.supplier = s.supplier WHERE s.id = $1"
+    )
+    with psycopg.connect(warehouse_db, autocommit=True, row_factory=dict_row) as conn:
+        found = [columns for _, columns in candidates(shape, Catalog(conn))]
+    # part (1,000 values) leads supplier (97): the key's columns by selectivity
+    assert ("part", "supplier") in found and ("part",) in found and ("supplier",) in found

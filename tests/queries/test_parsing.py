@@ -31,6 +31,9 @@ def test_it_reads_a_function_of_a_column_as_an_expression():
         "SELECT 1 FROM t o WHERE lower(o.email) = $1 AND date_trunc('day', ts) >= '2026-01-01'"
     )
     assert [(u.column, u.expression) for u in shape.equality] == [("email", "lower(email)")]
+    computed = parsing.shape_of("SELECT 1 FROM t WHERE lower(email) = lower($1) AND d > $2 + 7")
+    assert [(u.column, u.expression) for u in computed.equality] == [("email", "lower(email)")]
+    assert [u.column for u in computed.ranges] == ["d"]
     assert [(u.column, u.expression) for u in shape.ranges] == [("ts", "date_trunc('day', ts)")]
 
 

@@ -105,6 +105,18 @@ def test_it_previews_an_apply_with_the_statement_it_will_run(client_as):
 
 
 @pytest.mark.django_db
+def test_it_previews_an_expression_index_with_its_checked_statement(client_as):
+    columns = "date_trunc('day', seen),%20email%20text_pattern_ops"
+    response = client_as("operator").get(
+        f"/queries/indexes/apply/?warehouse=main&schema=s&table=t&columns={columns}&name=t_idx"
+    )
+    assert (
+        "(pg_catalog.date_trunc(&#x27;day&#x27;, seen)), &quot;email&quot; text_pattern_ops"
+        in response.content.decode()
+    )
+
+
+@pytest.mark.django_db
 def test_it_lists_applied_indexes_for_a_viewer(client_as):
     assert client_as("viewer").get("/queries/indexes/applied/").status_code == 200
 
