@@ -124,6 +124,14 @@ class PlanIn(Schema):
     clustering: list[str] = []
     retention_days: int | None = Field(None, ge=1, le=100_000)
     require_partition_filter: bool = False
+    null_keys: str = Field(
+        "refuse",
+        max_length=32,
+        description="rows without a partition key: refuse (default) or lose_uniqueness",
+    )
+    consent: str = Field(
+        "", max_length=64, description='with lose_uniqueness: "lose uniqueness", typed'
+    )
 
 
 class StartIn(Schema):

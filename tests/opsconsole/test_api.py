@@ -15,7 +15,7 @@ from partitions.models import Migration
 from tests.cachemgr.conftest import scratch  # noqa: F401  (fixture)
 from tests.jobs import testjobs
 from tests.jobs.conftest import release_slow_jobs, wait_for  # noqa: F401  (fixture)
-from tests.partitions.conftest import payments  # noqa: F401  (fixture)
+from tests.partitions.conftest import ACCEPT_NULL_KEYS, payments  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 assert testjobs  # registers test_ok / test_slow
@@ -183,7 +183,9 @@ def test_a_migration_is_planned_and_started_with_the_table_typed(
         "column": "created_at",
         "granularity": "month",
     }
-    planned = api.post("/migrations/plan", body)
+    refused = api.post("/migrations/plan", body)
+    assert refused.status_code == 400 and "lose uniqueness" in refused.json()["detail"]
+    planned = api.post("/migrations/plan", {**body, **ACCEPT_NULL_KEYS})
     assert planned.status_code == 201, planned.content
     migration_id = planned.json()["id"]
     assert planned.json()["confirm"] == "payments" and planned.json()["steps"]
