@@ -360,11 +360,14 @@ def _advise_workload(conn, catalog: Catalog, chosen: list, rows: list, advice, o
     tables: dict[selection.Key, dict] = {}
     sizes: dict = {}  # per candidate (an index, or a bundle: their sum)
     index_sizes: dict[selection.Key, int] = {}
+    blind: set[int] = set()  # statements with an expression candidate hypopg cannot price
     for row, shape in chosen:
         found = _price_statement(conn, catalog, row, shape, advice, options)
         if found is None:
             continue
         before, options_priced = found
+        if _expression_hypopg_cannot_see(shape, catalog, options_priced):
+            blind.add(row["queryid"])
         texts[row["queryid"]] = (row, shape.parameters)
         statement = selection.Priced(row["queryid"], max(row["calls"], 1), before)
         for indexes, cost, each_size in options_priced:
@@ -395,7 +398,7 @@ def _advise_workload(conn, catalog: Catalog, chosen: list, rows: list, advice, o
     workload_cost = sum(p.calls * p.cost_before for p in priced)
     saved = sum(made[0].saved for _, made in built)  # a bundle's members share one saving
     advice.saved_share = saved / workload_cost if priced else 0
-    _explain_unserved(priced, texts, advice, excluded, options)
+    _explain_unserved(priced, texts, advice, excluded, options, blind)
 
 
 def _worth_building(made: list[Suggestion]) -> bool:
@@ -435,7 +438,22 @@ def _suggestions(
     return made
 
 
-def _explain_unserved(priced: list, texts: dict, advice, excluded: set, options) -> None:
+def _expression_hypopg_cannot_see(shape, catalog: Catalog, options_priced: list) -> bool:
+    """Whether an expression candidate is on a relation other than the statement's first
+    one: hypopg matches a hypothetical expression index only there (it keeps the
+    expression numbered for the first relation), so its price says nothing."""
+    first = catalog.table(shape.tables[0]) if shape.tables else None
+    for indexes, _, _ in options_priced:
+        for table, columns in indexes:
+            expression = any(index_elements.is_expression(c) for c in columns)
+            if expression and (first is None or table["oid"] != first["oid"]):
+                return True
+    return False
+
+
+def _explain_unserved(
+    priced: list, texts: dict, advice, excluded: set, options, blind: set[int]
+) -> None:
     """A "why not" line for each priced statement no chosen index serves."""
     served = {h.queryid for s in advice.suggestions for h in s.helps}
     for statement in priced:
@@ -456,6 +474,11 @@ def _explain_unserved(priced: list, texts: dict, advice, excluded: set, options)
                 "the planner prefers its current plan at this selectivity: no candidate "
                 f"cuts cost {statement.cost_before:.1f} by {options.margin:.0%}"
             )
+            if statement.queryid in blind:
+                reason += (
+                    "; an expression index on a table after the statement's first (or under "
+                    "a view) cannot be priced by hypopg: try it with EXPLAIN once built"
+                )
         advice.why_not.append(Skipped(statement.queryid, row["query"], reason))
 
 

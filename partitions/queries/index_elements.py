@@ -137,6 +137,11 @@ def is_plain(element: str) -> bool:
     return _special(element) is None
 
 
+def is_expression(element: str) -> bool:
+    elem = _special(element)
+    return elem is not None and elem.expr is not None
+
+
 def _qualified(node):
     """A copy of the expression with function and type names in pg_catalog."""
     node = copy.deepcopy(node)

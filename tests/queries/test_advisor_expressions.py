@@ -174,3 +174,18 @@ def test_it_offers_a_multi_column_join_key_as_one_candidate(pg_schema, wh, wareh
         found = [columns for _, columns in candidates(shape, Catalog(conn))]
     # part (1,000 values) leads supplier (97): the key's columns by selectivity
     assert ("part", "supplier") in found and ("part",) in found and ("supplier",) in found
+
+
+@pytest.mark.django_db
+def test_it_says_when_hypopg_cannot_price_an_expression_on_a_later_table(people, run_statement, wh):
+    ddl(wh, people, "CREATE TABLE {s}.teams AS SELECT g AS id FROM generate_series(0, 9) g")
+    ddl(wh, people, "ANALYZE {s}.teams")
+    run_statement(
+        "SELECT p.id FROM {s}.teams t JOIN {s}.people p ON p.id %% 10 = t.id "
+        "WHERE lower(p.email) = %s",
+        people,
+        ["user7@example.com"],
+    )
+    advice = advisor.suggest_indexes("main", containing=people)
+    assert advice.suggestions == []  # a missed suggestion, never a wrong one
+    assert "cannot be priced by hypopg" in advice.why_not[0].reason
