@@ -24,6 +24,13 @@ assert testjobs  # registers test_ok / test_slow
 # --- reads ----------------------------------------------------------------------
 
 
+def test_every_use_is_logged_with_the_token_name(api_as, caplog):
+    api = api_as("viewer")
+    with caplog.at_level("INFO", logger="opsconsole.api"):
+        api.get("/jobs")
+    assert f"api GET /api/jobs by {api.user.username} (token tests)" in caplog.text
+
+
 def test_it_lists_runs_as_the_cli_prints_them(api_as, make_user):
     run = Run.objects.create(name="test_ok", actor_name="x", params={"a": "1"})
     response = api_as("viewer").get("/runs", job="test_ok")
@@ -196,6 +203,8 @@ def test_a_migration_is_planned_and_started_with_the_table_typed(
     assert run.status == "succeeded"
     detail = api.get(f"/migrations/{migration_id}").json()
     assert detail["state"] == "succeeded" and {s["status"] for s in detail["steps"]} == {"done"}
+    swapped = AuditEvent.objects.get(action="partitions.swapped")  # notifications hear it
+    assert swapped.run_id == run.pk and swapped.params["migration_id"] == migration_id
     event = AuditEvent.objects.get(action="partitions.migrate", outcome="ok")
     assert event.actor_name == f"{api.user.username} (token tests)"
     rollback = api.post(f"/migrations/{migration_id}/rollback", {"reason": "undo"})
