@@ -246,6 +246,11 @@ CACHE_WARM_ON_STARTUP = env.list("CACHE_WARM_ON_STARTUP", default=[])
 SNAPSHOTS_ON_WORKER_START = env.bool("SNAPSHOTS_ON_WORKER_START", default=True)
 # Partition migrations of tables larger than this need an admin.
 PARTITIONS_ADMIN_ABOVE_BYTES = env.int("PARTITIONS_ADMIN_ABOVE_BYTES", default=1 << 30)
+# Partition swaps: catch up outside the lock until this many captured writes are left,
+# then wait at most PARTITIONS_LOCK_TIMEOUT_MS for the lock (retried); replay rounds.
+PARTITIONS_LOCK_BACKLOG = env.int("PARTITIONS_LOCK_BACKLOG", default=200)
+PARTITIONS_LOCK_TIMEOUT_MS = env.int("PARTITIONS_LOCK_TIMEOUT_MS", default=500)
+PARTITIONS_REPLAY_BATCH = env.int("PARTITIONS_REPLAY_BATCH", default=5000)
 SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)
 # /metrics: with a token, scrapers send "Authorization: Bearer <token>". Without one,
 # only these peer addresses may scrape, and only when no proxy is in front (a request
@@ -301,6 +306,10 @@ RUN_QUEUE_TIMEOUT_S = env.float("RUN_QUEUE_TIMEOUT_S", 3600.0)
 # Every worker writes a snapshot of itself to Redis this often (jobs/workers.py), and
 # runs the reaper (one worker at a time); the overview reads the snapshots.
 WORKER_SNAPSHOT_S = env.float("WORKER_SNAPSHOT_S", 2.0)
+# Shared reads (opsconsole/shared.py): a page's data that is the same for every operator
+# (readiness, dashboard tiles, the partitions inventory, the overview) is computed once
+# per web process per this many seconds, however many operators poll it.
+SHARED_READ_S = env.float("SHARED_READ_S", 2.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Default schedules, copied into django-celery-beat once (operators edit them there).
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
@@ -308,7 +317,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "refused_requests": {"()": "opsconsole.logfilters.RefusedRequestsWithoutTraceback"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["refused_requests"]},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

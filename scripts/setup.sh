@@ -44,11 +44,19 @@ if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
 fi
 redis-cli -p "$REDIS_PORT" ping >/dev/null
 
+say "Redis Cluster and Sentinel tooling (the cache tests start their own servers)"
+# redis-cli --cluster create joins the test cluster; Sentinel runs as
+# `redis-server <conf> --sentinel` (built in), or from Debian's redis-sentinel package.
+command -v redis-cli >/dev/null || apt_install redis-tools
+if ! command -v redis-sentinel >/dev/null && ! redis-server --version | grep -Eq 'v=([5-9]|[1-9][0-9])\.'; then
+  apt_install redis-sentinel
+fi
+
 say "PostgreSQL 15 on $PG_HOST:$PG_PORT"
 [ -d /usr/lib/postgresql/15/bin ] || apt_install postgresql-15 postgresql-contrib
 [ -f /usr/share/postgresql/15/extension/hypopg.control ] || apt_install postgresql-15-hypopg
 [ -f /usr/share/postgresql/15/extension/pg_partman.control ] || apt_install postgresql-15-partman
-pg() { psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qAtX "$@"; }
+pg() { PGOPTIONS="-c client_min_messages=warning" psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qAtX "$@"; }
 if ! pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; then
   pg_ctlcluster --skip-systemctl-redirect 15 main start
   for _ in $(seq 100); do pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && break; sleep 0.1; done

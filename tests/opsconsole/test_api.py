@@ -190,6 +190,9 @@ def test_a_migration_is_planned_and_started_with_the_table_typed(
         "column": "created_at",
         "granularity": "month",
     }
+    refused = api.post("/migrations/plan", body)  # the fixture has rows without created_at
+    assert refused.status_code == 400 and "lose uniqueness" in refused.json()["detail"]
+    body |= {"null_keys": "lose_uniqueness", "consent": "lose uniqueness"}
     planned = api.post("/migrations/plan", body)
     assert planned.status_code == 201, planned.content
     migration_id = planned.json()["id"]

@@ -20,7 +20,7 @@ from django.urls import get_resolver
 from django_celery_beat.models import PeriodicTask
 
 from cachemgr import registry as warmers
-from cachemgr.services import invalidation, keys, warming
+from cachemgr.services import analysis, invalidation, keys, warming
 from jobs import registry as jobs_registry
 from jobs import runner, schedules
 from jobs.models import Run
@@ -169,6 +169,9 @@ EXAMPLES: dict[str, Callable[[World], Any]] = {
     "cachemgr.services.invalidation.invalidate_pattern": lambda w: invalidation.invalidate_pattern(
         "main", f"{w.scratch.prefix}*", w.operator
     ),
+    "cachemgr.services.analysis.start_analysis": lambda w: analysis.start_analysis(
+        "main", w.operator
+    ),
     "cachemgr.services.invalidation.invalidate_key": lambda w: invalidation.invalidate_key(
         "main", w.key(), w.operator
     ),
@@ -293,6 +296,7 @@ JOB_PARAMS: dict[str, Callable[[World], dict]] = {
         "approval": invalidation.approval_for("main", pattern),
     },
     "cache.warm": lambda w: {"target": "main", "warmer": w.warmer()},
+    "cache.analyze": lambda w: {"target": "main"},
     "partition_migration": lambda w: {"migration_id": w.migration().pk},
     "partition_rollback": lambda w: {"migration_id": w.migration().pk},
     "partition_retention": lambda w: {"dry_run": True},
