@@ -34,6 +34,8 @@ class TokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str):
         found = tokens.authenticate(token, ip_address=audit.client_ip(request))
         request.user = found.owner
+        # Every use, reads included, in the log stream; changes are also in the audit log.
+        log.info("api %s %s by %s", request.method, request.path, found.owner.audit_name)
         return found
 
 

@@ -1,7 +1,7 @@
 """What the API answers and accepts, typed: the OpenAPI schema is built from these."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from ninja import Field, Schema
 
@@ -122,15 +122,15 @@ class PlanIn(Schema):
     column: str = Field(..., max_length=1024)
     granularity: str = Field(..., max_length=16)
     clustering: list[str] = []
-    retention_days: int | None = Field(None, ge=1, le=100_000)
+    retention_days: int | None = Field(None, ge=1, le=36_500)
     require_partition_filter: bool = False
-    null_keys: str = Field(
-        "refuse",
-        max_length=32,
-        description="rows without a partition key: refuse (default) or lose_uniqueness",
+    batch_rows: int = Field(50_000, ge=100, le=5_000_000)
+    throttle_ms: int = Field(0, ge=0, le=10_000, description="pause between copy batches")
+    null_keys: Literal["refuse", "lose_uniqueness"] = Field(
+        "refuse", description="PostgreSQL tables with a primary key and NULL partition keys"
     )
     consent: str = Field(
-        "", max_length=64, description='with lose_uniqueness: "lose uniqueness", typed'
+        "", max_length=100, description='with lose_uniqueness: the typed "lose uniqueness"'
     )
 
 

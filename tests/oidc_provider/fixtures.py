@@ -76,22 +76,30 @@ def oidc_provider(live_server):
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     client = json.loads(provisioned.stdout.strip().splitlines()[-1])
+    log_path = os.path.join(workdir, "provider.log")
+    errors = open(log_path, "w")  # noqa: SIM115  (closed with the server)
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "tests.oidc_provider.wsgi",
          "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errors,
     )  # fmt: skip
+    try:
+        _wait_until_up(server, issuer, log_path)
+        yield Provider(issuer, client["client_id"], client["client_secret"], env)
+    finally:  # also when the start fails or the session is interrupted: no stray server
+        server.terminate()
+        server.wait(timeout=10)
+        errors.close()
+
+
+def _wait_until_up(server: subprocess.Popen, issuer: str, log_path: str) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
             if requests.get(f"{issuer}/.well-known/openid-configuration", timeout=5).ok:
-                break
+                return
         except requests.RequestException:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            raise RuntimeError(f"the OIDC provider did not start: {server.stderr.read()!r}")
+            raise RuntimeError(f"the OIDC provider did not start: see {log_path}")
         time.sleep(0.2)
-    yield Provider(issuer, client["client_id"], client["client_secret"], env)
-    server.terminate()
-    server.wait(timeout=10)

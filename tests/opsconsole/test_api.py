@@ -15,13 +15,20 @@ from partitions.models import Migration
 from tests.cachemgr.conftest import scratch  # noqa: F401  (fixture)
 from tests.jobs import testjobs
 from tests.jobs.conftest import release_slow_jobs, wait_for  # noqa: F401  (fixture)
-from tests.partitions.conftest import ACCEPT_NULL_KEYS, payments  # noqa: F401  (fixture)
+from tests.partitions.conftest import payments  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 assert testjobs  # registers test_ok / test_slow
 
 
 # --- reads ----------------------------------------------------------------------
+
+
+def test_every_use_is_logged_with_the_token_name(api_as, caplog):
+    api = api_as("viewer")
+    with caplog.at_level("INFO", logger="opsconsole.api"):
+        api.get("/jobs")
+    assert f"api GET /api/jobs by {api.user.username} (token tests)" in caplog.text
 
 
 def test_it_lists_runs_as_the_cli_prints_them(api_as, make_user):
@@ -183,9 +190,10 @@ def test_a_migration_is_planned_and_started_with_the_table_typed(
         "column": "created_at",
         "granularity": "month",
     }
-    refused = api.post("/migrations/plan", body)
+    refused = api.post("/migrations/plan", body)  # the fixture has rows without created_at
     assert refused.status_code == 400 and "lose uniqueness" in refused.json()["detail"]
-    planned = api.post("/migrations/plan", {**body, **ACCEPT_NULL_KEYS})
+    body |= {"null_keys": "lose_uniqueness", "consent": "lose uniqueness"}
+    planned = api.post("/migrations/plan", body)
     assert planned.status_code == 201, planned.content
     migration_id = planned.json()["id"]
     assert planned.json()["confirm"] == "payments" and planned.json()["steps"]
@@ -198,6 +206,8 @@ def test_a_migration_is_planned_and_started_with_the_table_typed(
     assert run.status == "succeeded"
     detail = api.get(f"/migrations/{migration_id}").json()
     assert detail["state"] == "succeeded" and {s["status"] for s in detail["steps"]} == {"done"}
+    swapped = AuditEvent.objects.get(action="partitions.swapped")  # notifications hear it
+    assert swapped.run_id == run.pk and swapped.params["migration_id"] == migration_id
     event = AuditEvent.objects.get(action="partitions.migrate", outcome="ok")
     assert event.actor_name == f"{api.user.username} (token tests)"
     rollback = api.post(f"/migrations/{migration_id}/rollback", {"reason": "undo"})

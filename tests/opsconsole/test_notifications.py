@@ -115,7 +115,7 @@ def test_a_receiver_that_fails_once_gets_it_on_the_retry(
 
 
 def test_a_dead_receiver_is_retried_then_marked_failed_without_blocking_the_run(
-    celery_worker, make_user, http_receiver, fast_retries
+    celery_worker, make_user, http_receiver, fast_retries, client_as
 ):
     admin = make_user("admin")
     http_receiver.fail_first = -1
@@ -128,6 +128,8 @@ def test_a_dead_receiver_is_retried_then_marked_failed_without_blocking_the_run(
     assert delivery.status == "failed" and delivery.attempts == 3
     assert "HTTP 500: receiver down" in delivery.last_error
     assert len(http_receiver.received) == 3
+    log_page = client_as("viewer").get("/notifications/deliveries/").content.decode()
+    assert "failed" in log_page and "attempt 3: HTTP 500: receiver down" in log_page
 
 
 def test_a_muted_channel_and_another_target_get_nothing(celery_worker, make_user, http_receiver):
