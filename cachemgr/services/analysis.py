@@ -163,7 +163,9 @@ def _text(value: bytes | str) -> str:
 def step_in_redis(client, node: str, cursor: str, count: int, threshold: int) -> Step:
     """One bounded step inside Redis; the tallies come back. Raises ResponseError where
     EVAL is refused (the caller then pipelines the same step)."""
-    next_cursor, groups, big = client.eval(ANALYZE_STEP, 0, cursor, count, threshold, NO_NAMESPACE)
+    # EVALSHA: the script's text goes to Redis once, not with every step.
+    script = client.register_script(ANALYZE_STEP)
+    next_cursor, groups, big = script(args=[cursor, count, threshold, NO_NAMESPACE])
     step = Step(node, _text(next_cursor))
     for namespace, keys, size, *rest in groups:
         *buckets, kinds = rest
