@@ -45,6 +45,10 @@ class Progress:
 def of(run, now: datetime | None = None) -> Progress:
     """How far `run` is, read from its committed progress fields."""
     done, total = run.progress_done or 0, run.progress_total or None
+    if run.status == "succeeded":
+        # It did all there was, whether or not it knew the total beforehand (a warmer
+        # reads rows until they end): the bar is full, not blank.
+        return Progress(done, total or done or None, 100, None, None, run.progress_message or "")
     percent = min(100, int(100 * done / total)) if total else None
     rate = eta = None
     if run.started_at and done and run.is_active:

@@ -89,7 +89,7 @@ class ConsoleCollector(Collector):
             ["outcome"],
             audit_samples(),
         )
-        checks = health.readiness()
+        checks = health.current_readiness()
         yield gauge(
             "opsconsole_ready",
             "1 when the dependency answers, else 0.",

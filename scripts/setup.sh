@@ -56,7 +56,7 @@ say "PostgreSQL 15 on $PG_HOST:$PG_PORT"
 [ -d /usr/lib/postgresql/15/bin ] || apt_install postgresql-15 postgresql-contrib
 [ -f /usr/share/postgresql/15/extension/hypopg.control ] || apt_install postgresql-15-hypopg
 [ -f /usr/share/postgresql/15/extension/pg_partman.control ] || apt_install postgresql-15-partman
-pg() { psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qAtX "$@"; }
+pg() { PGOPTIONS="-c client_min_messages=warning" psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qAtX "$@"; }
 if ! pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; then
   pg_ctlcluster --skip-systemctl-redirect 15 main start
   for _ in $(seq 100); do pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && break; sleep 0.1; done

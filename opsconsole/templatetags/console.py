@@ -1,3 +1,5 @@
+import json
+
 from django import template
 from django.utils.html import format_html
 
@@ -42,6 +44,29 @@ def duration_ms(value):
 def facts(value):
     """A structured value (dict, list) as labelled, formatted facts: never a Python repr."""
     return display.facts(value)
+
+
+@register.filter
+def statements(value) -> str:
+    """A list of SQL statements as one text, each ended by `;` (for partials/_sql.html)."""
+    if isinstance(value, str):
+        value = [value]
+    return "\n".join(f"{q.rstrip().rstrip(';')};" for q in value or [])
+
+
+@register.filter
+def confirm_words(word) -> str:
+    """The typed confirmation's accepted word, as console.js reads it (data-confirm-words)."""
+    return json.dumps([str(word)])
+
+
+@register.filter
+def fact(value, key=""):
+    """One value inline, formatted for the unit its key names; a list joined: never a
+    Python repr such as `[]`, `None` or `False`."""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(display.scalar(key, item)) for item in value) or "none"
+    return display.scalar(key, value)
 
 
 @register.filter

@@ -25,7 +25,8 @@
 })();
 
 /* Typed confirmations: the submit button stays disabled until the field holds one of the
-   words the server accepts (data-confirm-words). The server checks again; without this
+   words the server accepts (data-confirm-words); a button that does not act (e.g.
+   "Preview again") is marked data-confirm-exempt. The server checks again; without this
    script the button is simply always enabled. */
 (function () {
   function matches(input) {
@@ -36,7 +37,8 @@
   function sync(input) {
     var form = input.form;
     if (!form) return;
-    form.querySelectorAll("button[type=submit], button:not([type])").forEach(function (button) {
+    var buttons = "button[type=submit]:not([data-confirm-exempt]), button:not([type]):not([data-confirm-exempt])";
+    form.querySelectorAll(buttons).forEach(function (button) {
       button.disabled = !matches(input);
     });
   }
@@ -50,4 +52,55 @@
   }
   document.addEventListener("DOMContentLoaded", function () { wire(document); });
   document.addEventListener("htmx:load", function (event) { wire(event.detail.elt); });
+})();
+
+/* SQL blocks (templates/partials/_sql.html): "Show all" when the statement is longer
+   than the collapsed box, "Copy" always; both hidden until this script wires them. */
+(function () {
+  function copy(text, button) {
+    var done = function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { button.textContent = "Select and copy"; });
+      return;
+    }
+    var range = document.createRange();
+    range.selectNodeContents(button.closest("[data-sql-block]").querySelector("pre"));
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    if (document.execCommand("copy")) done();
+  }
+  function measure(block) {  // a block in a closed <details> is measured when it opens
+    var pre = block.querySelector("pre");
+    if (block.classList.contains("expanded") || pre.clientHeight === 0) return;
+    block.querySelector("[data-sql-toggle]").hidden = pre.scrollHeight <= pre.clientHeight + 2;
+  }
+  function wire(block) {
+    if (block.dataset.sqlWired) return;
+    block.dataset.sqlWired = "1";
+    block.classList.add("enhanced");
+    var pre = block.querySelector("pre");
+    var toggle = block.querySelector("[data-sql-toggle]");
+    var copyButton = block.querySelector("[data-sql-copy]");
+    measure(block);
+    toggle.addEventListener("click", function () {
+      var expanded = block.classList.toggle("expanded");
+      toggle.textContent = expanded ? "Show less" : "Show all";
+      toggle.setAttribute("aria-expanded", String(expanded));
+    });
+    copyButton.addEventListener("click", function () { copy(pre.textContent, copyButton); });
+    block.querySelector(".sql-actions").hidden = false;
+  }
+  function wireAll(root) {
+    if (root.matches && root.matches("[data-sql-block]")) wire(root);
+    root.querySelectorAll("[data-sql-block]").forEach(wire);
+  }
+  document.addEventListener("DOMContentLoaded", function () { wireAll(document); });
+  document.addEventListener("htmx:load", function (event) { wireAll(event.detail.elt); });
+  document.addEventListener("toggle", function (event) {
+    if (event.target.open) event.target.querySelectorAll("[data-sql-block]").forEach(measure);
+  }, true);
 })();

@@ -51,3 +51,11 @@ def test_a_finished_run_shows_no_rate_or_eta():
     run = make_run(status="succeeded", progress_done=10, progress_total=10)
     reading = run.progress
     assert (reading.percent, reading.rate, reading.eta) == (100, None, "")
+
+
+@pytest.mark.django_db
+def test_a_run_that_succeeded_without_a_known_total_is_shown_full():
+    run = make_run(status="succeeded", progress_done=50, progress_total=None)
+    reading = run.progress
+    assert (reading.percent, reading.done, reading.total) == (100, 50, 50)
+    assert reading.line() == "100% · 50 / 50"

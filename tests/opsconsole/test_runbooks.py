@@ -236,6 +236,27 @@ def test_the_runbook_page_previews_then_needs_the_typed_name(transactional_db, c
     assert again["Location"] == right["Location"] and Run.objects.count() == 1
 
 
+def test_the_runbook_page_names_the_word_and_marks_the_reason_required(db, client_as):
+    client = client_as("operator")
+    preview = client.post("/runbooks/health_sweep/", {"action": "preview"})
+    page = preview.content.decode()
+    assert "Type health_sweep to confirm" in page
+    assert 'data-confirm-words="[&quot;health_sweep&quot;]"' in page
+    assert "Reason (required)" in page
+    assert "novalidate" in page  # the server's message, not a fading browser bubble
+    key = preview.context["confirm_form"]["request_key"].value()
+
+    missing = client.post(
+        "/runbooks/health_sweep/",
+        {"action": "launch", "confirm": "health_sweep", "reason": "", "request_key": key},
+    )
+
+    assert missing.status_code == 400
+    assert missing.context["confirm_form"].errors["reason"] == ["This field is required."]
+    assert "This field is required." in missing.content.decode()
+    assert not Run.objects.exists()
+
+
 def test_audit_chain_verification_is_a_runbook_check(transactional_db):
     audit.write("cli:test", "x.do")
     checked, broken = audit.verify_chain()
