@@ -207,12 +207,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keys", type=int, default=3_000_000)
     parser.add_argument("--analyze-keys", type=int, default=10_000_000)
+    parser.add_argument("--analyze-count", type=int, help="CACHE_ANALYZE_COUNT (SCAN COUNT)")
     args = parser.parse_args()
     cluster = LocalCluster(3)
     directory = Path(tempfile.mkdtemp(prefix="oc-bench-node-"))
     node = Server(directory)
     try:
         setup_django(cluster.url, f"redis://127.0.0.1:{node.port}/0")
+        if args.analyze_count:
+            from django.conf import settings
+
+            settings.CACHE_ANALYZE_COUNT = args.analyze_count
         if args.keys:
             invalidation_part(cluster, args.keys)
         if args.analyze_keys:

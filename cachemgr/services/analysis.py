@@ -2,15 +2,16 @@
 
 Per namespace: key count, memory (MEMORY USAGE), keys without a TTL and the TTL spread;
 per type counts; the biggest keys. Each step is one short server-side script (SCAN
-COUNT n and, for those keys, TYPE, PTTL and MEMORY USAGE, tallied inside Redis), so a
-node is blocked for one bounded step at a time and only the tallies travel. Where Redis
-refuses EVAL the same step is pipelined from here. The walk is a `cache.analyze` Run;
-its KeyspaceAnalysis row is the checkpoint (each node's cursor and the tallies so far),
-written every few seconds, so a cancelled or killed run resumes where it stopped.
+COUNT n, n = CACHE_ANALYZE_COUNT, and for those keys TYPE, PTTL and MEMORY USAGE, tallied
+inside Redis), so a node is blocked for one bounded step at a time and only the tallies
+travel. Where Redis refuses EVAL the same step is pipelined from here. The primaries are
+walked in parallel. The walk is a `cache.analyze` Run; its KeyspaceAnalysis row is the
+checkpoint (each node's cursor and the tallies so far), written every few seconds, so a
+cancelled or killed run resumes where it stopped.
 
 SCAN returns every key that exists for the whole walk; a key written or deleted
 meanwhile may or may not be counted, and one may be counted twice if Redis resizes
-its table during the walk (the page shows DBSIZE beside the total).
+its table during the walk (the run's progress compares the count with DBSIZE).
 """
 
 import heapq
@@ -29,7 +30,7 @@ from jobs.models import Run
 from opsconsole import audit
 from opsconsole.actions import audited_action
 
-from .. import targets
+from .. import conf, targets
 from ..models import KeyspaceAnalysis
 from . import parallel
 from .keys import show
@@ -37,7 +38,6 @@ from .keys import show
 JOB_NAME = "cache.analyze"
 TTL_BUCKETS = ("no TTL", "< 1 h", "< 1 d", "longer")
 BIGGEST = 100
-STEP_COUNT = 1000
 CHECKPOINT_EVERY_S = 2.0
 NO_NAMESPACE = "(no namespace)"
 
@@ -163,7 +163,9 @@ def _text(value: bytes | str) -> str:
 def step_in_redis(client, node: str, cursor: str, count: int, threshold: int) -> Step:
     """One bounded step inside Redis; the tallies come back. Raises ResponseError where
     EVAL is refused (the caller then pipelines the same step)."""
-    next_cursor, groups, big = client.eval(ANALYZE_STEP, 0, cursor, count, threshold, NO_NAMESPACE)
+    # EVALSHA: the script's text goes to Redis once, not with every step.
+    script = client.register_script(ANALYZE_STEP)
+    next_cursor, groups, big = script(args=[cursor, count, threshold, NO_NAMESPACE])
     step = Step(node, _text(next_cursor))
     for namespace, keys, size, *rest in groups:
         *buckets, kinds = rest
@@ -257,13 +259,14 @@ def analyze(
     *,
     run: Run | None = None,
     progress: Callable[[KeyspaceAnalysis, int], None] | None = None,
-    count: int = STEP_COUNT,
+    count: int | None = None,
 ) -> KeyspaceAnalysis:
     """Walk every key of every primary of `target` (the primaries in parallel) and store
     the figures. Changes nothing in Redis (so no audit event of its own: the run's start
     and end are audited). `progress` is called every few seconds with the row and the
     DBSIZE total; if it raises (a cancelled run), the row is kept as `stopped` with its
     cursors, and a later run resumes from them."""
+    count = count or conf.get("CACHE_ANALYZE_COUNT")
     primaries = targets.primaries(target)
     try:
         total = sum(int(node.client.dbsize()) for node in primaries)

@@ -427,7 +427,10 @@ class NodeSteps:
                 report((node.name, 0, 0))
 
 
-def _node_steps(target, pattern, scan_count, batch, mode) -> list[NodeSteps]:
+def _node_steps(
+    target: str, pattern: str, scan_count: int, batch: int, mode: str
+) -> list[NodeSteps]:
+    """One NodeSteps per primary of `target`, in the chosen mode."""
     deleting = scan_unlink_in_steps if mode == "steps" else scan_unlink
     shape = targets.shape(target)
     # A cluster node refuses a multi-key UNLINK across slots: one key per UNLINK there.

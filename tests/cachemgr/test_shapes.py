@@ -1,5 +1,7 @@
 """Every cache action on a real 3-primary Redis Cluster and a real Sentinel service."""
 
+import json
+
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -139,12 +141,19 @@ def test_the_client_library_takes_a_cluster_or_sentinel_url(shape, settings):
     assert cache.invalidate_tag("t") == 1 and cache.get("lib", "k") is None
 
 
-def test_the_cli_works_on_the_shape(shape, capsys):
+def test_the_cli_works_on_the_shape(shape, capsys, celery_worker):
     _load(shape, [f"cli:{i}" for i in range(40)])
     call_command("cache", "stats", "--target", shape)
     assert targets.describe(shape) in capsys.readouterr().out
     call_command("cache", "keys", "cli:*", "--target", shape, "--page-size", "100")
     assert capsys.readouterr().out.count("cli:") == 40
+    call_command("cache", "stats", "--target", shape, "--json")
+    server = json.loads(capsys.readouterr().out)["server"]
+    assert server["keys"] == 40 and server["shape"] == targets.describe(shape)
+    call_command("cache", "invalidate", "--pattern", "cli:*", "--target", shape, "--json")
+    run = json.loads(capsys.readouterr().out)
+    assert run["status"] == "succeeded" and run["result"]["deleted"] == 40
+    assert _all_keys(shape) == set()
 
 
 def test_the_demo_keys_load_into_the_shape(shape):
