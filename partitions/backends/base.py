@@ -99,6 +99,7 @@ class MigrationOptions:
     # "lose_uniqueness" with `consent` typed as CONSENT_LOSE_UNIQUENESS.
     null_keys: str = "refuse"
     consent: str = ""
+    copy_workers: int = 1  # batches copied at once, each on its own connection
     replay_batch: int = 5_000
     lock_backlog: int = 200
     lock_timeout_ms: int = 500

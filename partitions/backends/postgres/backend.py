@@ -67,6 +67,10 @@ class PostgresBackend(Backend):
             self._conn = connections.connect(self.url, purpose="partitions", utc=True)
         return self._conn
 
+    def connect(self) -> psycopg.Connection:
+        """Another connection of the migration (the parallel copy's lanes)."""
+        return connections.connect(self.url, purpose="partitions", utc=True)
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -307,7 +311,7 @@ class PostgresBackend(Backend):
     # --- running ---------------------------------------------------------------
 
     def run_step(self, plan: dict, step: str, report: StepReport) -> dict:
-        return run.run_step(self.conn, plan, step, report)
+        return run.run_step(self.conn, plan, step, report, connect=self.connect)
 
     def undo(self, plan: dict, swapped: bool, report: StepReport) -> dict:
         return run.undo(self.conn, plan, swapped, report)

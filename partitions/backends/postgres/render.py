@@ -266,8 +266,9 @@ def step_copy(r, info, options, names, insertable, batches) -> dict:
     ]
     return step(
         "copy",
-        f"Copy in {len(batches)} batches by {batch_col}, each its own transaction with its"
-        " checkpoint; rows are fingerprinted as they are copied",
+        f"Copy in {len(batches)} batches by {batch_col}, up to {options.copy_workers} at once"
+        " on separate connections, each its own transaction with its checkpoint; rows are"
+        " fingerprinted as they are copied",
         statements,
         [r(sql.SQL("TRUNCATE {}").format(r.table(names["new"])))],
         templates={kind: s for kind, s in zip(kinds, statements, strict=True)},

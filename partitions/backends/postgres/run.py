@@ -9,7 +9,10 @@ concurrent copy neither loses nor doubles a row, with or without a primary key.
 """
 
 import json
+import queue
 import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import psycopg
@@ -32,11 +35,18 @@ def step_sql(plan: dict, name: str) -> dict:
     return next(s for s in plan["steps"] if s["name"] == name)
 
 
-def run_step(conn: psycopg.Connection, plan: dict, step: str, report: StepReport) -> dict:
+def run_step(
+    conn: psycopg.Connection,
+    plan: dict,
+    step: str,
+    report: StepReport,
+    connect: Callable[[], psycopg.Connection] | None = None,
+) -> dict:
+    if step == "copy":
+        return copy(conn, plan, report, connect)
     return {
         "create": create,
         "capture": capture,
-        "copy": copy,
         "index": index,
         "verify": verify,
         "swap": swap,
@@ -67,31 +77,71 @@ def capture(conn, plan, report) -> dict:
     return {"capturing_into": plan["names"]["changes"]}
 
 
-def copy(conn, plan, report) -> dict:
+def copy(conn, plan, report, connect: Callable[[], psycopg.Connection] | None = None) -> dict:
+    """Copy the batches not yet checkpointed, up to `copy_workers` at a time, each on
+    its own connection (this one and `connect()`ed ones). Each batch stays one
+    transaction with its fingerprints and checkpoint; the job's own calls (progress,
+    checks, fault points) stay in this thread."""
     templates = step_sql(plan, "copy")["templates"]
     throttle = plan["options"].get("throttle_ms", 0) / 1000
     done = {row[0] for row in conn.execute(plan["sql"]["progress_done"], {}) if row[0] >= 0}
+    pending = iter([b for b in plan["batches"] if b["n"] not in done])
     total = len(plan["batches"])
+    width = max(1, int(plan["options"].get("copy_workers", 1)))
+    lanes: queue.SimpleQueue = queue.SimpleQueue()
+    extra = [connect() for _ in range(width - 1)] if connect else []
+    for lane in [conn, *extra]:
+        lanes.put(lane)
+
+    def copy_on_a_lane(batch: dict) -> int:
+        lane = lanes.get()
+        try:
+            copied = copy_batch(lane, plan, templates[batch["where"]], batch)
+            if throttle:
+                time.sleep(throttle)
+            return copied
+        finally:
+            lanes.put(lane)
+
     rows_copied = 0
     started, done_before = time.monotonic(), len(done)
-    for batch in plan["batches"]:
-        if batch["n"] in done:
-            continue
+    in_flight: dict[Future, dict] = {}
+    pool = ThreadPoolExecutor(max_workers=1 + len(extra), thread_name_prefix="copy")
+
+    def submit_next() -> bool:
+        batch = next(pending, None)
+        if batch is None:
+            return False
         report.check()
         report.fault_point("copy", batch["n"])
-        rows_copied += copy_batch(conn, plan, templates[batch["where"]], batch)
-        done.add(batch["n"])
-        elapsed = time.monotonic() - started
-        eta = round(elapsed / (len(done) - done_before) * (total - len(done)), 1)
-        report.progress(
-            len(done), total, f"copied batch {batch['n'] + 1} of {total}, ETA {eta:g} s"
-        )
-        report.save(
-            batches_done=len(done), rows_per_s=round(rows_copied / max(elapsed, 1e-6)), eta_s=eta
-        )
-        if throttle:
-            time.sleep(throttle)
-    return {"batches": total, "rows_copied_this_attempt": rows_copied}
+        in_flight[pool.submit(copy_on_a_lane, batch)] = batch
+        return True
+
+    try:
+        while len(in_flight) < 1 + len(extra) and submit_next():
+            pass
+        while in_flight:
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                batch = in_flight.pop(future)
+                rows_copied += future.result()
+                done.add(batch["n"])
+                elapsed = time.monotonic() - started
+                eta = round(elapsed / (len(done) - done_before) * (total - len(done)), 1)
+                report.progress(
+                    len(done), total, f"copied batch {batch['n'] + 1} of {total}, ETA {eta:g} s"
+                )
+                report.save(
+                    batches_done=len(done),
+                    rows_per_s=round(rows_copied / max(elapsed, 1e-6)),
+                    eta_s=eta,
+                )
+                submit_next()
+    finally:
+        pool.shutdown(wait=True)
+        for lane in extra:
+            lane.close()
+    return {"batches": total, "rows_copied_this_attempt": rows_copied, "workers": width}
 
 
 def copy_batch(conn, plan: dict, template: str, batch: dict) -> int:
