@@ -316,12 +316,9 @@ def step_index(r, info, options, names, pk, new_pk) -> dict:
                 )
             )
         )
-    # Statistics before the table takes writes: replay and the first queries plan on them.
-    stmts.append(r(sql.SQL("ANALYZE {}").format(new)))
     return step(
         "index",
-        "Add the primary key, indexes and foreign keys after the load (faster than before),"
-        " then gather statistics",
+        "Add the primary key, indexes and foreign keys after the load (faster than before)",
         stmts,
         [],
     )
