@@ -49,6 +49,7 @@ class Dependent:
     name: str
     carried_over: str  # how the migration carries it over, in operator words
     blocking: bool = False
+    columns: list[str] = field(default_factory=list)  # an inbound foreign key's referenced columns
 
 
 @dataclass

@@ -257,7 +257,20 @@ def post_check(conn, plan, report) -> dict:
             sql.SQL("SELECT 1 FROM {} LIMIT 1").format(sql.Identifier(view["schema"], view["name"]))
         )
     conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(plan["schema"], plan["table"])))
-    return {"rows": new_rows, "views_answer": len(plan["views"])}
+    return {
+        "rows": new_rows,
+        "views_answer": len(plan["views"]),
+        "foreign_keys_validated": validate_foreign_keys(conn, plan),
+    }
+
+
+def validate_foreign_keys(conn, plan: dict) -> int:
+    """Inbound foreign keys re-created NOT VALID inside the swap (or its rollback):
+    VALIDATE scans the referencing rows without blocking writes to either table."""
+    statements = plan["sql"].get("validate_foreign_keys", [])
+    for statement in statements:
+        conn.execute(statement)
+    return len(statements)
 
 
 def checksum(conn, plan: dict, which: str) -> tuple[int, int]:
@@ -300,6 +313,7 @@ def swap_back(conn, plan: dict, report: StepReport) -> dict:
             conn.execute(statement)
 
     done = replay.under_lock(conn, plan, "back", report, work)
+    validated = validate_foreign_keys(conn, plan)
     result = {
         "swapped_back": True,
         "lock_hold_ms": done["lock_hold_ms"],
@@ -310,6 +324,7 @@ def swap_back(conn, plan: dict, report: StepReport) -> dict:
         + done["caught_up"]["replayed"]
         + done["replayed_under_lock"],
         "catch_up": caught,
+        "foreign_keys_validated": validated,
         **checked,
     }
     if not replay.keyed(plan):  # no key to leave pending rows out by: compare it all

@@ -6,6 +6,7 @@ from typing import Any
 
 from psycopg import sql
 
+from .catalog import inbound_foreign_keys
 from .render import (
     LABEL,
     NO_EQUALITY,
@@ -94,6 +95,14 @@ def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
             c=r.ptable(names["changes"]),
         )
     )
+    out["validate_foreign_keys"] = [
+        r(
+            sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+                sql.Identifier(fk["schema"], fk["table"]), sql.Identifier(fk["name"])
+            )
+        )
+        for fk in inbound_foreign_keys(r.conn, info, options.column)
+    ]
     out["drop_capture"] = drop_capture(r, info.name, names)
     out["drop_functions"] = drop_functions(r, names)
     out["drop_after"] = r(
