@@ -198,3 +198,26 @@ def test_an_inbound_foreign_key_on_the_partition_column_is_carried_and_validated
     assert back["foreign_keys_validated"] == 1
     assert foreign_key_target(warehouse_db, pg_schema) == ("r", True)
     assert checksum(warehouse_db, pg_schema, "shipments")[0] == 500
+
+
+def test_null_keys_can_be_backfilled_with_a_chosen_value_keeping_the_primary_key(
+    warehouse_db, payments, make_user
+):
+    with pytest.raises(Exception, match="backfill value 'soon'"):
+        plan_and_start(make_user("admin"), payments, null_keys="backfill", null_backfill="soon")
+    migration = plan_and_start(
+        make_user("admin"), payments, null_keys="backfill", null_backfill="2024-06-15", consent=""
+    )
+    assert any("30 rows without created_at get 2024-06-15" in w for w in migration.plan["warnings"])
+
+    _run, result = run_inline(migration)
+
+    assert result["capture"]["backfilled"] == 30
+    t = sql.Identifier(payments, "payments")
+    with connect(warehouse_db) as conn:
+        nulls = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE created_at IS NULL").format(t))
+        assert nulls.fetchone()[0] == 0
+        with pytest.raises(psycopg.errors.UniqueViolation):  # the primary key was kept
+            conn.execute(sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE id = 97").format(t, t))
+    old = migration.plan["names"]["old"]
+    assert checksum(warehouse_db, payments, "payments") == checksum(warehouse_db, payments, old)

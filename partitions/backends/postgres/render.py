@@ -4,6 +4,8 @@ Templates that take parameters at run time (batch bounds, change numbers) have
 any `%` inside identifiers doubled, so psycopg reads only our placeholders.
 """
 
+from datetime import datetime
+
 import psycopg
 from psycopg import sql
 
@@ -199,6 +201,23 @@ def step_capture(r, info, names) -> dict:
         stmts,
         rollback,
     )
+
+
+def backfill_statement(r, info, options) -> dict:
+    """NULL partition keys set to the operator's value, 5,000 rows per statement
+    (run after the capture starts, so the copy and the replay see the new values)."""
+    value = datetime.fromisoformat(options.null_backfill.strip()).isoformat()
+    column = r.pcol(options.column)
+    table = r.ptable(info.name)
+    return {
+        "value": value,
+        "sql": r(
+            sql.SQL(
+                "UPDATE {t} SET {c} = CAST(%(value)s AS {type}) WHERE ctid = ANY(ARRAY("
+                "SELECT ctid FROM {t} WHERE {c} IS NULL LIMIT 5000))"
+            ).format(t=table, c=column, type=sql.SQL(info.column(options.column).type))
+        ),
+    }
 
 
 def drop_capture(r, table: str, names: dict) -> list[str]:

@@ -71,10 +71,25 @@ def create(conn, plan, report) -> dict:
 
 
 def capture(conn, plan, report) -> dict:
+    result: dict[str, Any] = {"capturing_into": plan["names"]["changes"]}
     if exists(conn, plan["schema"], plan["names"]["changes"]):
-        return {"skipped": "already capturing"}
-    execute_all(conn, step_sql(plan, "capture")["sql"])
-    return {"capturing_into": plan["names"]["changes"]}
+        result = {"skipped": "already capturing"}
+    else:
+        execute_all(conn, step_sql(plan, "capture")["sql"])
+    if plan.get("backfill"):  # the operator's value for NULL keys, after capture starts
+        result["backfilled"] = backfill(conn, plan["backfill"], report)
+    return result
+
+
+def backfill(conn, backfill: dict, report: StepReport) -> int:
+    filled = 0
+    while True:
+        report.check()
+        count = conn.execute(backfill["sql"], {"value": backfill["value"]}).rowcount
+        filled += count
+        if count == 0:
+            return filled
+        report.log(f"backfilled {filled} NULL keys with {backfill['value']}")
 
 
 def copy(conn, plan, report, connect: Callable[[], psycopg.Connection] | None = None) -> dict:
