@@ -14,6 +14,12 @@ from .test_postgres_migration import plan_and_start
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def payments(payments_with_null_keys):
+    """Here the payments table has NULL keys (1 row in 97)."""
+    return payments_with_null_keys
+
+
 def create_orders(url: str, schema: str, rows: int = 500) -> None:
     with connect(url) as conn:
         conn.execute(

@@ -25,6 +25,12 @@ from .conftest import (
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def payments(payments_with_null_keys):
+    """Here the payments table has NULL keys (1 row in 97)."""
+    return payments_with_null_keys
+
+
 def plan_and_start(actor, schema, table="payments", **options):
     options = {
         "column": "created_at",
