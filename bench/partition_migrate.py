@@ -4,7 +4,7 @@
 
 In its own database (opsconsole_bench_part, recreated each run), on the same data:
   console  the console's PostgreSQL backend: create, capture, batched copy with
-           in-pass fingerprints, index, verify (timed per step)
+           in-pass fingerprints (--copy-workers batches at once), index, verify
   plain    one INSERT INTO partitioned SELECT * FROM source, into an identical empty
            partitioned table with the primary key (id, created_at) created before
            (and, separately, with the key added after the load)
@@ -15,6 +15,7 @@ writes bench/out/partition_migrate.json.
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -109,10 +110,15 @@ def monthly_table(conn, name: str, bounds, pk_before: bool) -> None:
         conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id, created_at)").format(t))
 
 
-def bench_console(rows: int, batch_rows: int) -> dict:
+def bench_console(rows: int, batch_rows: int, copy_workers: int) -> dict:
     backend = PostgresBackend(URL)
     info = backend.describe("public", "payments")
-    options = MigrationOptions(column="created_at", granularity="month", batch_rows=batch_rows)
+    options = MigrationOptions(
+        column="created_at",
+        granularity="month",
+        batch_rows=batch_rows,
+        copy_workers=copy_workers,
+    )
     plan = backend.plan(1, info, options)
     report = StepReport()
     steps = {}
@@ -130,6 +136,7 @@ def bench_console(rows: int, batch_rows: int) -> dict:
         "copy_and_index_rows_per_s": round(rows / (copy_s + steps["index"]["seconds"])),
         "verify_share_of_copy": round(steps["verify"]["seconds"] / copy_s, 3),
         "batches": len(plan["batches"]),
+        "copy_workers": copy_workers,
         "wal_bytes": sum(s["wal_bytes"] for s in steps.values()),
     }
 
@@ -188,6 +195,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--batch-rows", type=int, default=250_000)
     parser.add_argument("--skip-partman", action="store_true")
+    parser.add_argument(
+        "--copy-workers",
+        type=int,
+        default=min(os.cpu_count() or 1, 4),
+        help="batches the console copies at once (default: min(CPU count, 4))",
+    )
     args = parser.parse_args()
 
     prepare(args.rows)
@@ -199,7 +212,7 @@ def main() -> None:
         datetime.now(UTC).date(),
     )
     out: dict = {"rows": args.rows, "partitions": len(bounds) + 1}
-    out["console"] = bench_console(args.rows, args.batch_rows)
+    out["console"] = bench_console(args.rows, args.batch_rows, args.copy_workers)
     with connect() as conn:
         conn.execute("CHECKPOINT")
     out["plain_pk_before"] = bench_plain(args.rows, bounds, pk_before=True)

@@ -251,6 +251,8 @@ PARTITIONS_ADMIN_ABOVE_BYTES = env.int("PARTITIONS_ADMIN_ABOVE_BYTES", default=1
 PARTITIONS_LOCK_BACKLOG = env.int("PARTITIONS_LOCK_BACKLOG", default=200)
 PARTITIONS_LOCK_TIMEOUT_MS = env.int("PARTITIONS_LOCK_TIMEOUT_MS", default=500)
 PARTITIONS_REPLAY_BATCH = env.int("PARTITIONS_REPLAY_BATCH", default=5000)
+# Copy batches at once, each on its own connection (unset: min(CPU count, 4)).
+PARTITIONS_COPY_WORKERS = env.int("PARTITIONS_COPY_WORKERS", default=0)
 SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)
 # /metrics: with a token, scrapers send "Authorization: Bearer <token>". Without one,
 # only these peer addresses may scrape, and only when no proxy is in front (a request

@@ -35,6 +35,7 @@ class PlanForm(forms.Form):
         choices=[
             ("refuse", "refuse the plan if any row has none (default)"),
             ("lose_uniqueness", "accept them: the primary key becomes a plain index"),
+            ("backfill", "give them the value below (written to the original table)"),
         ],
         initial="refuse",
         required=False,
@@ -45,6 +46,11 @@ class PlanForm(forms.Form):
         required=False,
         label="Consent",
         help_text=f'To accept NULL keys, type "{CONSENT_LOSE_UNIQUENESS}".',
+    )
+    null_backfill = forms.CharField(
+        required=False,
+        label="Value for NULL keys",
+        help_text="With NULL keys: backfill, a date or timestamp such as 2024-01-01.",
     )
     batch_rows = forms.IntegerField(initial=50_000, min_value=100, max_value=5_000_000)
     throttle_ms = forms.IntegerField(

@@ -5,6 +5,7 @@ goes through jobs.runner (the `partition_migration` and `partition_rollback`
 jobs in jobdefs.py, whose bodies are in execution.py).
 """
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,13 +39,22 @@ def admin_above_bytes() -> int:
 
 
 def catch_up_options() -> dict[str, int]:
-    """The swap's catch-up and lock settings, written into each plan (the plan
-    shows them and the run uses the plan's, whatever the settings become)."""
+    """The copy's width and the swap's catch-up and lock settings, written into each
+    plan (the plan shows them and the run uses the plan's, whatever the settings
+    become)."""
     return {
         "lock_backlog": int(getattr(settings, "PARTITIONS_LOCK_BACKLOG", 200)),
         "lock_timeout_ms": int(getattr(settings, "PARTITIONS_LOCK_TIMEOUT_MS", 500)),
         "replay_batch": int(getattr(settings, "PARTITIONS_REPLAY_BATCH", 5000)),
+        "copy_workers": copy_workers(),
     }
+
+
+def copy_workers() -> int:
+    """PARTITIONS_COPY_WORKERS, or min(CPU count, 4). PostgreSQL does not tell a client
+    its server's CPU count; the console's is the default (the same machine here)."""
+    configured = getattr(settings, "PARTITIONS_COPY_WORKERS", None)
+    return max(1, int(configured)) if configured else min(os.cpu_count() or 1, 4)
 
 
 # --- reading -------------------------------------------------------------------

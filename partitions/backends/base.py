@@ -21,7 +21,7 @@ TIME_TYPES = {
 
 
 CONSENT_LOSE_UNIQUENESS = "lose uniqueness"
-NULL_KEY_CHOICES = ("refuse", "lose_uniqueness")
+NULL_KEY_CHOICES = ("refuse", "lose_uniqueness", "backfill")
 
 
 class PlanRefused(Exception):
@@ -49,6 +49,7 @@ class Dependent:
     name: str
     carried_over: str  # how the migration carries it over, in operator words
     blocking: bool = False
+    columns: list[str] = field(default_factory=list)  # an inbound foreign key's referenced columns
 
 
 @dataclass
@@ -96,10 +97,13 @@ class MigrationOptions:
     premake: int = 3
     # Catch-up and lock (PostgreSQL): changes applied per replay round, the backlog
     # under which the swap (or swap back) takes its lock, and how long it waits for it.
-    # NULL partition keys on a table with a primary key (PostgreSQL): "refuse", or
-    # "lose_uniqueness" with `consent` typed as CONSENT_LOSE_UNIQUENESS.
+    # NULL partition keys on a table with a primary key (PostgreSQL): "refuse",
+    # "lose_uniqueness" with `consent` typed as CONSENT_LOSE_UNIQUENESS, or "backfill"
+    # them with `null_backfill` (an ISO date or timestamp) before the copy.
     null_keys: str = "refuse"
     consent: str = ""
+    null_backfill: str = ""
+    copy_workers: int = 1  # batches copied at once, each on its own connection
     replay_batch: int = 5_000
     lock_backlog: int = 200
     lock_timeout_ms: int = 500

@@ -209,7 +209,14 @@ def _disarm_faults():
 
 @pytest.fixture
 def payments(warehouse_db, pg_schema):
-    """The payments table with NULL keys (the plans here accept losing uniqueness)."""
+    create_payments(warehouse_db, pg_schema)
+    return pg_schema
+
+
+@pytest.fixture
+def payments_with_null_keys(warehouse_db, pg_schema):
+    """The payments table with 1 row in 97 without a key; test modules that want it
+    everywhere override `payments` with it."""
     create_payments(warehouse_db, pg_schema, null_keys=True)
     return pg_schema
 

@@ -1,6 +1,7 @@
 """What a migration carries over besides rows: identity columns with their position,
 user triggers (firing once per write, never for replayed ones), and what it refuses."""
 
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -11,6 +12,12 @@ from .conftest import checksum, connect, relkind, run_inline
 from .test_postgres_migration import plan_and_start
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def payments(payments_with_null_keys):
+    """Here the payments table has NULL keys (1 row in 97)."""
+    return payments_with_null_keys
 
 
 def create_orders(url: str, schema: str, rows: int = 500) -> None:
@@ -146,3 +153,77 @@ def test_an_inbound_foreign_key_is_refused_with_the_choices(warehouse_db, paymen
     assert "must include the partition column" in message
     assert "Choices: drop payments_customer_id_fkey" in message
     assert "keep" in message and "unpartitioned" in message
+
+
+def foreign_key_target(url: str, schema: str) -> tuple[str, bool]:
+    """What the shipments' foreign key references (relkind) and whether it is validated."""
+    with connect(url) as conn:
+        return conn.execute(
+            "SELECT r.relkind, c.convalidated FROM pg_constraint c"
+            " JOIN pg_class r ON r.oid = c.confrelid"
+            " WHERE c.conname = 'shipments_order_fkey' AND c.connamespace = %s::regnamespace",
+            [schema],
+        ).fetchone()
+
+
+def test_an_inbound_foreign_key_on_the_partition_column_is_carried_and_validated(
+    warehouse_db, pg_schema, make_user
+):
+    create_orders(warehouse_db, pg_schema)
+    orders, shipments = sql.Identifier(pg_schema, "orders"), sql.Identifier(pg_schema, "shipments")
+    with connect(warehouse_db) as conn:
+        conn.execute(sql.SQL("ALTER TABLE {} ADD UNIQUE (id, created_at)").format(orders))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {s} (id serial PRIMARY KEY, order_id bigint, order_at timestamptz,"
+                " CONSTRAINT shipments_order_fkey FOREIGN KEY (order_id, order_at)"
+                " REFERENCES {o} (id, created_at))"
+            ).format(s=shipments, o=orders)
+        )
+        conn.execute(
+            sql.SQL("INSERT INTO {} (order_id, order_at) SELECT id, created_at FROM {}").format(
+                shipments, orders
+            )
+        )
+    migration = plan_and_start(make_user("admin"), pg_schema, table="orders")
+
+    _run, result = run_inline(migration)
+
+    assert result["post_check"]["foreign_keys_validated"] == 1
+    assert foreign_key_target(warehouse_db, pg_schema) == ("p", True)
+    with connect(warehouse_db) as conn, pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute(
+            sql.SQL("INSERT INTO {} (order_id, order_at) VALUES (9999, '2024-01-01')").format(
+                shipments
+            )
+        )
+    Migration.objects.filter(pk=migration.pk).update(state=MigrationState.ROLLING_BACK)
+
+    _run, back = run_inline(migration, name="partition_rollback")
+
+    assert back["foreign_keys_validated"] == 1
+    assert foreign_key_target(warehouse_db, pg_schema) == ("r", True)
+    assert checksum(warehouse_db, pg_schema, "shipments")[0] == 500
+
+
+def test_null_keys_can_be_backfilled_with_a_chosen_value_keeping_the_primary_key(
+    warehouse_db, payments, make_user
+):
+    with pytest.raises(Exception, match="backfill value 'soon'"):
+        plan_and_start(make_user("admin"), payments, null_keys="backfill", null_backfill="soon")
+    migration = plan_and_start(
+        make_user("admin"), payments, null_keys="backfill", null_backfill="2024-06-15", consent=""
+    )
+    assert any("30 rows without created_at get 2024-06-15" in w for w in migration.plan["warnings"])
+
+    _run, result = run_inline(migration)
+
+    assert result["capture"]["backfilled"] == 30
+    t = sql.Identifier(payments, "payments")
+    with connect(warehouse_db) as conn:
+        nulls = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE created_at IS NULL").format(t))
+        assert nulls.fetchone()[0] == 0
+        with pytest.raises(psycopg.errors.UniqueViolation):  # the primary key was kept
+            conn.execute(sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE id = 97").format(t, t))
+    old = migration.plan["names"]["old"]
+    assert checksum(warehouse_db, payments, "payments") == checksum(warehouse_db, payments, old)

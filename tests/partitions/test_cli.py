@@ -10,6 +10,12 @@ from partitions.models import Migration, MigrationState
 from .conftest import checksum, relkind
 
 
+@pytest.fixture
+def payments(payments_with_null_keys):
+    """Here the payments table has NULL keys (1 row in 97)."""
+    return payments_with_null_keys
+
+
 def cli(*args) -> str:
     from io import StringIO
 

@@ -11,6 +11,13 @@ from .conftest import ACCEPT_NULL_KEYS, connect, create_payments
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture
+def payments(payments_with_null_keys):
+    """Here the payments table has NULL keys (1 row in 97)."""
+    return payments_with_null_keys
+
+
 MONTHLY = {"column": "created_at", "granularity": "month", **ACCEPT_NULL_KEYS}
 
 

@@ -25,6 +25,12 @@ from .conftest import (
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def payments(payments_with_null_keys):
+    """Here the payments table has NULL keys (1 row in 97)."""
+    return payments_with_null_keys
+
+
 def plan_and_start(actor, schema, table="payments", **options):
     options = {
         "column": "created_at",
@@ -220,3 +226,31 @@ def test_it_builds_a_primary_key_with_the_partition_column(warehouse_db, pg_sche
                 sql.Identifier(pg_schema, "payments"), sql.Identifier(pg_schema, "payments")
             )
         )
+
+
+def test_it_copies_batches_in_parallel_on_separate_connections(
+    warehouse_db, payments, make_user, settings
+):
+    settings.PARTITIONS_COPY_WORKERS = 3
+    migration = plan_and_start(make_user("admin"), payments, throttle_ms=30)
+    before = checksum(warehouse_db, payments, "payments")
+    lanes = []
+
+    def count_connections():
+        with connect(warehouse_db) as conn:
+            lanes.append(
+                conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND application_name = %s",
+                    [APPLICATION_NAME],
+                ).fetchone()[0]
+            )
+
+    for n in (3, 6, 9):
+        faults.arm("copy", n, action=count_connections)
+
+    _run, result = run_inline(migration)
+
+    assert result["copy"]["workers"] == 3
+    assert max(lanes) == 3  # the migration's connection and two more, copying at once
+    assert checksum(warehouse_db, payments, "payments") == before

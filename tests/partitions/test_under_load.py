@@ -29,6 +29,12 @@ from .test_postgres_migration import plan_and_start
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def payments(payments_with_null_keys):
+    """Here the payments table has NULL keys (1 row in 97)."""
+    return payments_with_null_keys
+
+
 def test_it_swaps_while_a_writer_writes_and_loses_no_row(
     warehouse_db, payments, make_user, settings
 ):

@@ -67,6 +67,10 @@ class PostgresBackend(Backend):
             self._conn = connections.connect(self.url, purpose="partitions", utc=True)
         return self._conn
 
+    def connect(self) -> psycopg.Connection:
+        """Another connection of the migration (the parallel copy's lanes)."""
+        return connections.connect(self.url, purpose="partitions", utc=True)
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -157,7 +161,9 @@ class PostgresBackend(Backend):
                         "view", f"{vschema}.{vname}", "re-created on the new table at the swap"
                     )
                 )
-        for name, _type, definition, owner, outbound in self.conn.execute(CONSTRAINTS, {"t": reg}):
+        for name, _type, definition, owner, outbound, referenced in self.conn.execute(
+            CONSTRAINTS, {"t": reg}
+        ):
             if outbound:
                 found.append(
                     Dependent("foreign key", f"{name}: {definition}", "added to the new table")
@@ -167,12 +173,14 @@ class PostgresBackend(Backend):
                     Dependent(
                         "inbound foreign key",
                         f"{owner}.{name}: {definition}",
-                        "not carried over: a key of a partitioned table must include the"
-                        " partition column, so this reference to it cannot be enforced. Choices:"
-                        f" drop {name} (and check the reference another way), or add the"
-                        f" partition column to {owner} and reference the key with it, or keep"
-                        f" {schema}.{table} unpartitioned",
+                        "re-created at the swap as NOT VALID, then validated without"
+                        " blocking writes, if it references the partition column; otherwise"
+                        " it cannot be: a key of a partitioned table must include the"
+                        f" partition column. Choices: drop {name} (and check the reference"
+                        f" another way), or add the partition column to {owner} and reference"
+                        f" the key with it, or keep {schema}.{table} unpartitioned",
                         blocking=True,
+                        columns=list(referenced),
                     )
                 )
         for name, enabled, _definition in self.conn.execute(TRIGGERS, [reg]):
@@ -307,7 +315,7 @@ class PostgresBackend(Backend):
     # --- running ---------------------------------------------------------------
 
     def run_step(self, plan: dict, step: str, report: StepReport) -> dict:
-        return run.run_step(self.conn, plan, step, report)
+        return run.run_step(self.conn, plan, step, report, connect=self.connect)
 
     def undo(self, plan: dict, swapped: bool, report: StepReport) -> dict:
         return run.undo(self.conn, plan, swapped, report)

@@ -57,7 +57,9 @@ ORDER BY vn.nspname, v.relname
 
 CONSTRAINTS = """
 SELECT conname, contype, pg_get_constraintdef(oid), conrelid::regclass::text,
-       conrelid = %(t)s::regclass
+       conrelid = %(t)s::regclass,
+       array(SELECT a.attname FROM unnest(confkey) WITH ORDINALITY AS k(n, o)
+             JOIN pg_attribute a ON a.attrelid = confrelid AND a.attnum = k.n ORDER BY k.o)
 FROM pg_constraint
 WHERE (conrelid = %(t)s::regclass AND contype = 'f') OR (confrelid = %(t)s::regclass)
 ORDER BY conname
@@ -144,6 +146,27 @@ def user_triggers(conn: psycopg.Connection, info: TableInfo) -> list[dict[str, s
         for name, enabled, definition in conn.execute(
             TRIGGERS, [regclass(conn, info.schema, info.name)]
         )
+    ]
+
+
+def inbound_foreign_keys(
+    conn: psycopg.Connection, info: TableInfo, column: str
+) -> list[dict[str, str]]:
+    """Foreign keys of other tables that reference `column` (among others) of this one:
+    the only ones a partitioned table can carry (its keys include the partition column)."""
+    rows = conn.execute(
+        "SELECT n.nspname, r.relname, c.conname, pg_get_constraintdef(c.oid),"
+        " array(SELECT a.attname FROM unnest(c.confkey) AS k(n)"
+        " JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n)"
+        " FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid"
+        " JOIN pg_namespace n ON n.oid = r.relnamespace"
+        " WHERE c.confrelid = %s::regclass AND c.contype = 'f' ORDER BY c.conname",
+        [regclass(conn, info.schema, info.name)],
+    )
+    return [
+        {"schema": s, "table": t, "name": n, "definition": d}
+        for s, t, n, d, cols in rows
+        if column in cols
     ]
 
 

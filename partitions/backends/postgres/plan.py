@@ -18,7 +18,15 @@ from ..base import (
     TableInfo,
 )
 from .catalog import generated_columns, owned_sequences
-from .render import Render, step_capture, step_copy, step_create, step_index, step_verify
+from .render import (
+    Render,
+    backfill_statement,
+    step_capture,
+    step_copy,
+    step_create,
+    step_index,
+    step_verify,
+)
 from .rules import migration_names, partition_bounds
 from .swap import step_post_check, step_swap
 from .templates import run_statements
@@ -67,6 +75,15 @@ def compose_plan(
             " becomes a plain index and duplicates are no longer refused by the database"
         )
         new_pk = []
+    elif pk and key_nullable and options.null_keys == "backfill":
+        warnings.append(
+            f"{profile['null_keys']} rows without {options.column} get"
+            f" {backfill_value(options)}: written to the original table right after the"
+            " capture starts (captured and copied like any write; a rollback does not undo"
+            " it). The new primary key"
+            f" ({', '.join(new_pk)}) makes the column NOT NULL: a NULL written during the"
+            " migration stops it (rolled back), and after the swap such writes fail"
+        )
     elif pk and key_nullable:
         warnings.append(
             f"{options.column} allows NULL but no row has one: the new primary key"
@@ -88,6 +105,13 @@ def compose_plan(
         step_swap(r, info, options, names, views),
         step_post_check(r, info, names, views),
     ]
+    backfill = (
+        backfill_statement(r, info, options)
+        if pk and key_nullable and options.null_keys == "backfill"
+        else None
+    )
+    if backfill:  # shown with the capture step, run by it with the value
+        steps[1]["sql"].append(f"-- then, until no row is left: {backfill['sql']}")
     return {
         "backend": "postgres",
         "schema": info.schema,
@@ -99,6 +123,7 @@ def compose_plan(
         "key": options.column,
         "key_nullable": key_nullable,
         "null_keys": "lose uniqueness" if pk and key_nullable and not new_pk else "",
+        "backfill": backfill,
         "pk": pk,
         "match_columns": pk or [c.name for c in info.columns],
         "batch_column": profile["batch_column"],
@@ -132,12 +157,15 @@ def null_keys_accepted(options: MigrationOptions, profile: dict, pk: list[str]) 
     cannot be in): refused unless they chose to lose uniqueness and typed it."""
     if options.null_keys not in NULL_KEY_CHOICES:
         raise PlanRefused(f"null keys: choose one of {', '.join(NULL_KEY_CHOICES)}")
+    if options.null_keys == "backfill":
+        backfill_value(options)
+        return False
     if options.null_keys == "refuse":
         if profile["null_keys"]:
             raise PlanRefused(
                 f"{profile['null_keys']} rows have no {options.column}, and the primary key"
                 f" ({', '.join(pk)}) of a partitioned table must include it. Choices: give"
-                " those rows a value (or delete them) and plan again, or accept losing"
+                " them a value (null keys: backfill, with the value), or accept losing"
                 f' uniqueness (null keys: lose_uniqueness, typed "{CONSENT_LOSE_UNIQUENESS}"):'
                 " the primary key becomes a plain index"
             )
@@ -148,6 +176,17 @@ def null_keys_accepted(options: MigrationOptions, profile: dict, pk: list[str]) 
             f' "{CONSENT_LOSE_UNIQUENESS}" to confirm'
         )
     return True
+
+
+def backfill_value(options: MigrationOptions) -> str:
+    """The value NULL keys are given (an ISO date or timestamp), checked."""
+    try:
+        return datetime.fromisoformat(options.null_backfill.strip()).isoformat()
+    except ValueError:
+        raise PlanRefused(
+            f"backfill value {options.null_backfill!r}: give a date or timestamp like"
+            " 2024-01-01 or 2024-01-01T00:00:00+00:00"
+        ) from None
 
 
 def scan_reduction(profile: dict, partitions: int) -> str:

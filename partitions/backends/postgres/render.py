@@ -4,6 +4,8 @@ Templates that take parameters at run time (batch bounds, change numbers) have
 any `%` inside identifiers doubled, so psycopg reads only our placeholders.
 """
 
+from datetime import datetime
+
 import psycopg
 from psycopg import sql
 
@@ -201,6 +203,23 @@ def step_capture(r, info, names) -> dict:
     )
 
 
+def backfill_statement(r, info, options) -> dict:
+    """NULL partition keys set to the operator's value, 5,000 rows per statement
+    (run after the capture starts, so the copy and the replay see the new values)."""
+    value = datetime.fromisoformat(options.null_backfill.strip()).isoformat()
+    column = r.pcol(options.column)
+    table = r.ptable(info.name)
+    return {
+        "value": value,
+        "sql": r(
+            sql.SQL(
+                "UPDATE {t} SET {c} = CAST(%(value)s AS {type}) WHERE ctid = ANY(ARRAY("
+                "SELECT ctid FROM {t} WHERE {c} IS NULL LIMIT 5000))"
+            ).format(t=table, c=column, type=sql.SQL(info.column(options.column).type))
+        ),
+    }
+
+
 def drop_capture(r, table: str, names: dict) -> list[str]:
     return [
         r(
@@ -266,8 +285,9 @@ def step_copy(r, info, options, names, insertable, batches) -> dict:
     ]
     return step(
         "copy",
-        f"Copy in {len(batches)} batches by {batch_col}, each its own transaction with its"
-        " checkpoint; rows are fingerprinted as they are copied",
+        f"Copy in {len(batches)} batches by {batch_col}, up to {options.copy_workers} at once"
+        " on separate connections, each its own transaction with its checkpoint; rows are"
+        " fingerprinted as they are copied",
         statements,
         [r(sql.SQL("TRUNCATE {}").format(r.table(names["new"])))],
         templates={kind: s for kind, s in zip(kinds, statements, strict=True)},
@@ -315,12 +335,9 @@ def step_index(r, info, options, names, pk, new_pk) -> dict:
                 )
             )
         )
-    # Statistics before the table takes writes: replay and the first queries plan on them.
-    stmts.append(r(sql.SQL("ANALYZE {}").format(new)))
     return step(
         "index",
-        "Add the primary key, indexes and foreign keys after the load (faster than before),"
-        " then gather statistics",
+        "Add the primary key, indexes and foreign keys after the load (faster than before)",
         stmts,
         [],
     )

@@ -37,7 +37,11 @@ def refuse_unless_migratable(info: TableInfo, options: MigrationOptions) -> None
         )
     if options.granularity not in GRANULARITIES:
         raise PlanRefused(f"granularity must be one of {', '.join(GRANULARITIES)}")
-    blocking = [d for d in info.dependents if d.blocking]
+    blocking = [
+        d
+        for d in info.dependents
+        if d.blocking and not (d.kind == "inbound foreign key" and options.column in d.columns)
+    ]
     if blocking:
         reasons = "; ".join(f"{d.kind} {d.name}: {d.carried_over}" for d in blocking)
         raise PlanRefused(f"these dependents cannot be carried over automatically: {reasons}")

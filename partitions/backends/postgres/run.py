@@ -9,7 +9,10 @@ concurrent copy neither loses nor doubles a row, with or without a primary key.
 """
 
 import json
+import queue
 import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import psycopg
@@ -32,11 +35,18 @@ def step_sql(plan: dict, name: str) -> dict:
     return next(s for s in plan["steps"] if s["name"] == name)
 
 
-def run_step(conn: psycopg.Connection, plan: dict, step: str, report: StepReport) -> dict:
+def run_step(
+    conn: psycopg.Connection,
+    plan: dict,
+    step: str,
+    report: StepReport,
+    connect: Callable[[], psycopg.Connection] | None = None,
+) -> dict:
+    if step == "copy":
+        return copy(conn, plan, report, connect)
     return {
         "create": create,
         "capture": capture,
-        "copy": copy,
         "index": index,
         "verify": verify,
         "swap": swap,
@@ -61,37 +71,92 @@ def create(conn, plan, report) -> dict:
 
 
 def capture(conn, plan, report) -> dict:
+    result: dict[str, Any] = {"capturing_into": plan["names"]["changes"]}
     if exists(conn, plan["schema"], plan["names"]["changes"]):
-        return {"skipped": "already capturing"}
-    execute_all(conn, step_sql(plan, "capture")["sql"])
-    return {"capturing_into": plan["names"]["changes"]}
+        result = {"skipped": "already capturing"}
+    else:
+        execute_all(conn, step_sql(plan, "capture")["sql"])
+    if plan.get("backfill"):  # the operator's value for NULL keys, after capture starts
+        result["backfilled"] = backfill(conn, plan["backfill"], report)
+    return result
 
 
-def copy(conn, plan, report) -> dict:
+def backfill(conn, backfill: dict, report: StepReport) -> int:
+    filled = 0
+    while True:
+        report.check()
+        count = conn.execute(backfill["sql"], {"value": backfill["value"]}).rowcount
+        filled += count
+        if count == 0:
+            return filled
+        report.log(f"backfilled {filled} NULL keys with {backfill['value']}")
+
+
+def copy(conn, plan, report, connect: Callable[[], psycopg.Connection] | None = None) -> dict:
+    """Copy the batches not yet checkpointed, up to `copy_workers` at a time, each on
+    its own connection (this one and `connect()`ed ones). Each batch stays one
+    transaction with its fingerprints and checkpoint; the job's own calls (progress,
+    checks, fault points) stay in this thread."""
     templates = step_sql(plan, "copy")["templates"]
     throttle = plan["options"].get("throttle_ms", 0) / 1000
     done = {row[0] for row in conn.execute(plan["sql"]["progress_done"], {}) if row[0] >= 0}
+    pending = iter([b for b in plan["batches"] if b["n"] not in done])
     total = len(plan["batches"])
+    width = max(1, int(plan["options"].get("copy_workers", 1)))
+    lanes: queue.SimpleQueue = queue.SimpleQueue()
+    extra = [connect() for _ in range(width - 1)] if connect else []
+    for lane in [conn, *extra]:
+        lanes.put(lane)
+
+    def copy_on_a_lane(batch: dict) -> int:
+        lane = lanes.get()
+        try:
+            copied = copy_batch(lane, plan, templates[batch["where"]], batch)
+            if throttle:
+                time.sleep(throttle)
+            return copied
+        finally:
+            lanes.put(lane)
+
     rows_copied = 0
     started, done_before = time.monotonic(), len(done)
-    for batch in plan["batches"]:
-        if batch["n"] in done:
-            continue
+    in_flight: dict[Future, dict] = {}
+    pool = ThreadPoolExecutor(max_workers=1 + len(extra), thread_name_prefix="copy")
+
+    def submit_next() -> bool:
+        batch = next(pending, None)
+        if batch is None:
+            return False
         report.check()
         report.fault_point("copy", batch["n"])
-        rows_copied += copy_batch(conn, plan, templates[batch["where"]], batch)
-        done.add(batch["n"])
-        elapsed = time.monotonic() - started
-        eta = round(elapsed / (len(done) - done_before) * (total - len(done)), 1)
-        report.progress(
-            len(done), total, f"copied batch {batch['n'] + 1} of {total}, ETA {eta:g} s"
-        )
-        report.save(
-            batches_done=len(done), rows_per_s=round(rows_copied / max(elapsed, 1e-6)), eta_s=eta
-        )
-        if throttle:
-            time.sleep(throttle)
-    return {"batches": total, "rows_copied_this_attempt": rows_copied}
+        in_flight[pool.submit(copy_on_a_lane, batch)] = batch
+        return True
+
+    try:
+        while len(in_flight) < 1 + len(extra) and submit_next():
+            pass
+        while in_flight:
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                batch = in_flight.pop(future)
+                rows_copied += future.result()
+                done.add(batch["n"])
+                elapsed = time.monotonic() - started
+                eta = round(elapsed / (len(done) - done_before) * (total - len(done)), 1)
+                report.progress(
+                    len(done), total, f"copied batch {batch['n'] + 1} of {total}, ETA {eta:g} s"
+                )
+                report.save(
+                    batches_done=len(done),
+                    rows_per_s=round(rows_copied / max(elapsed, 1e-6)),
+                    eta_s=eta,
+                )
+                submit_next()
+    finally:
+        pool.shutdown(wait=True)
+        for lane in extra:
+            lane.close()
+    return {"batches": total, "rows_copied_this_attempt": rows_copied, "workers": width}
 
 
 def copy_batch(conn, plan: dict, template: str, batch: dict) -> int:
@@ -207,7 +272,20 @@ def post_check(conn, plan, report) -> dict:
             sql.SQL("SELECT 1 FROM {} LIMIT 1").format(sql.Identifier(view["schema"], view["name"]))
         )
     conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(plan["schema"], plan["table"])))
-    return {"rows": new_rows, "views_answer": len(plan["views"])}
+    return {
+        "rows": new_rows,
+        "views_answer": len(plan["views"]),
+        "foreign_keys_validated": validate_foreign_keys(conn, plan),
+    }
+
+
+def validate_foreign_keys(conn, plan: dict) -> int:
+    """Inbound foreign keys re-created NOT VALID inside the swap (or its rollback):
+    VALIDATE scans the referencing rows without blocking writes to either table."""
+    statements = plan["sql"].get("validate_foreign_keys", [])
+    for statement in statements:
+        conn.execute(statement)
+    return len(statements)
 
 
 def checksum(conn, plan: dict, which: str) -> tuple[int, int]:
@@ -250,6 +328,7 @@ def swap_back(conn, plan: dict, report: StepReport) -> dict:
             conn.execute(statement)
 
     done = replay.under_lock(conn, plan, "back", report, work)
+    validated = validate_foreign_keys(conn, plan)
     result = {
         "swapped_back": True,
         "lock_hold_ms": done["lock_hold_ms"],
@@ -260,6 +339,7 @@ def swap_back(conn, plan: dict, report: StepReport) -> dict:
         + done["caught_up"]["replayed"]
         + done["replayed_under_lock"],
         "catch_up": caught,
+        "foreign_keys_validated": validated,
         **checked,
     }
     if not replay.keyed(plan):  # no key to leave pending rows out by: compare it all

@@ -4,7 +4,7 @@ and the same statements the other way for the swap back."""
 
 from psycopg import sql
 
-from .catalog import identity_columns, owned_sequences, user_triggers
+from .catalog import identity_columns, inbound_foreign_keys, owned_sequences, user_triggers
 from .render import drop_capture, step
 
 
@@ -30,6 +30,19 @@ def swap_statements(
                     to=sql.Literal(r(r.table(src))),
                     frm=sql.Literal(r(r.table(other))),
                     col=sql.Literal(column),
+                )
+            )
+        )
+    for fk in carried["foreign_keys"]:
+        # Its definition names this table by name: after the renames, the one serving.
+        # NOT VALID inside the lock (no scan); validated after it, without blocking writes.
+        owner = sql.Identifier(fk["schema"], fk["table"])
+        name = sql.Identifier(fk["name"])
+        stmts.append(r(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(owner, name)))
+        stmts.append(
+            r(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID").format(
+                    owner, name, sql.SQL(fk["definition"])
                 )
             )
         )
@@ -71,6 +84,7 @@ def step_swap(r, info, options, names, views) -> dict:
     carried = {
         "identity": identity_columns(r.conn, info.schema, info.name),
         "triggers": user_triggers(r.conn, info),
+        "foreign_keys": inbound_foreign_keys(r.conn, info, options.column),
     }
     lock_timeout = r(
         sql.SQL("SET LOCAL lock_timeout = {}").format(

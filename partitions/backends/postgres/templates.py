@@ -6,6 +6,7 @@ from typing import Any
 
 from psycopg import sql
 
+from .catalog import inbound_foreign_keys
 from .render import (
     LABEL,
     NO_EQUALITY,
@@ -94,6 +95,14 @@ def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
             c=r.ptable(names["changes"]),
         )
     )
+    out["validate_foreign_keys"] = [
+        r(
+            sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+                sql.Identifier(fk["schema"], fk["table"]), sql.Identifier(fk["name"])
+            )
+        )
+        for fk in inbound_foreign_keys(r.conn, info, options.column)
+    ]
     out["drop_capture"] = drop_capture(r, info.name, names)
     out["drop_functions"] = drop_functions(r, names)
     out["drop_after"] = r(
@@ -142,7 +151,11 @@ def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
 # table. Re-applying a change is harmless (its images are deleted and the last one
 # put back), so no per-row snapshot test is needed: the target converges to the
 # source key by key. Per key, change numbers follow commit order because the primary
-# key's row locks and unique index serialise writers of one key.
+# key's row locks and unique index serialise writers of one key. Forward, a row the
+# copy saw in a later state than a round's may still sit there until the round that
+# names that state deletes it: its insert skips the conflict (ON CONFLICT DO NOTHING).
+# Back into the original, which is exactly in step, a conflict is a real one (a
+# unique key the partitioned table could not enforce) and stops the rollback.
 
 
 def keyed_replay_statements(r, info, options, names, insertable) -> dict[str, str]:
@@ -224,7 +237,7 @@ def keyed_replay_statements(r, info, options, names, insertable) -> dict[str, st
                 " OR (op = 'U' AND ROW({old_keys}) IS DISTINCT FROM ROW({new_keys}))),"
                 " last AS (SELECT DISTINCT ON ({keys}) put, img FROM ev ORDER BY {keys}, seq DESC),"
                 " ins AS (INSERT INTO {t} AS t ({cols}) OVERRIDING SYSTEM VALUE"
-                " SELECT {vals} FROM last WHERE put ON CONFLICT DO NOTHING"
+                " SELECT {vals} FROM last WHERE put {conflict}"
                 " RETURNING {b} AS b, hash_record_extended(t, 0) AS h)"
                 " SELECT {label}, count(*), sum(h)::text FROM ins GROUP BY b"
             ).format(
@@ -241,6 +254,7 @@ def keyed_replay_statements(r, info, options, names, insertable) -> dict[str, st
                 ),
                 b=bucket_raw(r, options, "t"),
                 label=sql.SQL(LABEL),
+                conflict=sql.SQL("ON CONFLICT DO NOTHING" if forward else ""),
             )
         )
         out[f"{direction}_set_consume"] = r(

@@ -41,10 +41,12 @@ class Command(ConsoleCommand):
         plan.add_argument("--throttle-ms", type=int, default=0)
         plan.add_argument(
             "--null-keys",
-            choices=["refuse", "lose_uniqueness"],
+            choices=["refuse", "lose_uniqueness", "backfill"],
             help="rows without a partition key on a table with a primary key: refuse"
-            " (default), or accept losing the key's uniqueness (with --consent)",
+            " (default), accept losing the key's uniqueness (with --consent), or give"
+            " them a value (with --null-backfill)",
         )
+        plan.add_argument("--null-backfill", help="the value for NULL keys, e.g. 2024-01-01")
         plan.add_argument("--consent", help='type "lose uniqueness" to accept NULL keys')
         migrate = sub.add_parser("migrate", help="run a stored plan (needs --yes and --reason)")
         rollback = sub.add_parser("rollback", help="swap a migrated table's original back")
@@ -92,6 +94,7 @@ class Command(ConsoleCommand):
             "throttle_ms": opts["throttle_ms"],
             "null_keys": opts["null_keys"],
             "consent": opts["consent"],
+            "null_backfill": opts["null_backfill"],
         }
         migration = services.plan_migration(
             self.actor,
