@@ -47,7 +47,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
-from partitions.queries import advisor  # noqa: E402
+from partitions.queries import advisor, pg  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tpch_workload as tpch  # noqa: E402
@@ -230,17 +230,18 @@ def measure(advice, by_text: dict) -> None:
         for s in advice.suggestions:
             sample = [h for h in s.helps if h.query in by_text][:MEASURE_PER_SUGGESTION]
             before = [best_ms(conn, *by_text[h.query]) for h in sample]
-            index = sql.Identifier(s.name)
-            conn.execute(
-                sql.SQL("CREATE INDEX {} ON {} ({})").format(
-                    index,
-                    sql.Identifier(s.schema, s.table),
-                    sql.SQL(", ").join(map(sql.Identifier, s.columns)),
+            # an index of an OR's bundle is measured with the others it is built with
+            bundle = [s] + [o for o in advice.suggestions if o.name in s.together_with]
+            for index in bundle:
+                conn.execute(
+                    pg.index_statement(index.schema, index.table, index.columns, name=index.name)
                 )
-            )
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(s.schema, s.table)))
             after = [best_ms(conn, *by_text[h.query]) for h in sample]
-            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(s.schema, s.name)))
+            for index in bundle:
+                conn.execute(
+                    sql.SQL("DROP INDEX {}").format(sql.Identifier(index.schema, index.name))
+                )
             ratios = [b / max(a, 0.001) for b, a in zip(before, after, strict=True)]
             speedups.extend(ratios)
             cost = f"cost {s.cost_before:,.0f} -> {s.cost_after:,.0f}"

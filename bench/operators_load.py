@@ -79,6 +79,7 @@ def env() -> dict[str, str]:
         "DEBUG": "false",
         "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
         "AUDIT_KEY": "bench-audit-" + uuid.uuid4().hex * 2,
+        "NOTIFICATIONS_KEY": "bench-notifications-" + uuid.uuid4().hex * 2,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "false",
         "AXES_FAILURE_LIMIT": "1000",

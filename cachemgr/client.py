@@ -15,6 +15,10 @@
   store or the loader, and retries Redis after a few seconds.
 - Hits, misses, stale hits and errors are counted per namespace per minute in Redis
   hashes (`__cachemgr__:stats:<minute>`), buffered in-process and flushed in one pipeline.
+- The URL may name one node, a Redis Cluster or a Sentinel service (see
+  cachemgr.addresses); against Sentinel a command retries on the promoted primary.
+  Keys of one call are never assumed to share a slot: tag sets carry a hash tag
+  (`__cachemgr__:tag:{customer:42}`) so the set and its working copy share one slot.
 Values are stored as JSON (never pickle: a cache must not execute what it reads).
 """
 
@@ -31,13 +35,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
+from redis.exceptions import ClusterError, RedisClusterException
 
-from . import conf
+from . import addresses, conf
 
 META = "__cachemgr__"  # the client's own keys: versions, tags, locks, counters
 COUNTER_KINDS = ("hits", "misses", "stale", "errors")
 COUNTER_KEEP_S = 8 * 24 * 3600
-FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError)
+FAULTS = (redis.ConnectionError, redis.TimeoutError, ClusterError, RedisClusterException, OSError)
+# Against Sentinel or a cluster, a command is retried once on a new connection before
+# the cache falls back to its local store (and tries Redis again after retry_after_s).
+FAILOVER_RETRIES = 1
 _MISSING = object()
 _LIVE: "weakref.WeakSet[Cache]" = weakref.WeakSet()
 
@@ -101,13 +110,9 @@ class Cache:
         local_size: int = 1024,
         clock: Callable[[], float] = time.time,
     ):
-        if client is None:
-            client = redis.Redis.from_url(
-                url or "redis://127.0.0.1:6379/0",
-                socket_connect_timeout=socket_timeout,
-                socket_timeout=socket_timeout,
-            )
-        self.redis = client
+        self._client = client
+        self._address = None if client else addresses.parse(url or "redis://127.0.0.1:6379/0")
+        self._socket_timeout = socket_timeout
         self.prefix = prefix
         self.ttls = ttls
         self.stale_fraction = (
@@ -126,6 +131,20 @@ class Cache:
         self._pending_lock = threading.Lock()
         self._last_flush = 0.0
         _LIVE.add(self)
+
+    @property
+    def redis(self) -> redis.Redis | RedisCluster:
+        """The Redis client, built on first use: a cluster's client reads the slot map
+        when built, so a cluster that is down then is a fault like any other (the cache
+        falls back) instead of an error when the product starts."""
+        if self._client is None:
+            self._client = addresses.client_for(
+                self._address,
+                connect_timeout=self._socket_timeout,
+                socket_timeout=self._socket_timeout,
+                retries=0 if self._address.shape == addresses.NODE else FAILOVER_RETRIES,
+            )
+        return self._client
 
     # --- naming --------------------------------------------------------------
 
@@ -153,6 +172,12 @@ class Cache:
         return f"{self.prefix}{META}:ver:{namespace}"
 
     def _tag_key(self, tag: str) -> str:
+        """The tag's set; the braces make it a hash tag, so its working copy (same name
+        plus a suffix) lands in the same cluster slot and RENAME works there."""
+        return f"{self.prefix}{META}:tag:{{{tag}}}"
+
+    def _legacy_tag_key(self, tag: str) -> str:
+        """Where tags were kept before hash tags (still read when invalidating)."""
         return f"{self.prefix}{META}:tag:{tag}"
 
     def _lock_key(self, redis_key: str) -> str:
@@ -353,10 +378,16 @@ class Cache:
 
     def invalidate_tag(self, tag: str, batch: int = 500) -> int:
         """Delete every key stored with `tag`; returns how many existed."""
+        tag_keys = [self._tag_key(tag)]
+        if not isinstance(self.redis, RedisCluster):  # a cluster never had the old names
+            tag_keys.append(self._legacy_tag_key(tag))
+        return sum(self._delete_members(tag_key, batch) for tag_key in tag_keys)
+
+    def _delete_members(self, tag_key: str, batch: int) -> int:
         # Rename first: keys tagged while we delete land in a fresh set, not in ours.
-        work = f"{self._tag_key(tag)}:deleting:{uuid.uuid4().hex}"
+        work = f"{tag_key}:deleting:{uuid.uuid4().hex}"
         try:
-            self.redis.rename(self._tag_key(tag), work)
+            self.redis.rename(tag_key, work)
         except redis.ResponseError:
             return 0  # no such tag
         deleted = 0
@@ -405,14 +436,14 @@ class Cache:
         if not pending or self._redis_down():
             self._merge_back(pending)
             return
-        pipe = self.redis.pipeline(transaction=False)
-        for bucket in {b for b, _, _ in pending}:
-            key = counters_key(self.prefix, bucket)
-            for (b, namespace, kind), count in pending.items():
-                if b == bucket:
-                    pipe.hincrby(key, f"{namespace}:{kind}", count)
-            pipe.expire(key, COUNTER_KEEP_S)
         try:
+            pipe = self.redis.pipeline(transaction=False)
+            for bucket in {b for b, _, _ in pending}:
+                key = counters_key(self.prefix, bucket)
+                for (b, namespace, kind), count in pending.items():
+                    if b == bucket:
+                        pipe.hincrby(key, f"{namespace}:{kind}", count)
+                pipe.expire(key, COUNTER_KEEP_S)
             pipe.execute()
         except FAULTS:
             self._down_until = time.monotonic() + self.retry_after_s

@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_WARM_ON_STARTUP": (),
     # Schema holding the demo product tables the two demo warmers read.
     "CACHE_DEMO_SCHEMA": "public",
+    # The advice page flags keys bigger than this (from the newest exact analysis).
+    "CACHE_BIG_KEY_BYTES": 1 << 20,
     # Socket timeouts (s) when the console talks to a cache target.
     "CACHE_CONNECT_TIMEOUT": 1.0,
     "CACHE_SOCKET_TIMEOUT": 10.0,

@@ -47,11 +47,12 @@ class KeyField(forms.CharField):
 class KeySearchForm(forms.Form):
     target = TargetField(required=False)
     pattern = forms.CharField(required=False, max_length=invalidation.MAX_PATTERN)
-    # Redis cursors are unsigned 64-bit: a larger value would make SCAN fail.
+    # Redis cursors are unsigned 64-bit; a cluster's combined cursor is that times the
+    # number of primaries plus the node's index (keys.search), hence the wider bound.
     cursor = forms.IntegerField(
         required=False,
         min_value=0,
-        max_value=2**64 - 1,
+        max_value=2**72,
         widget=forms.HiddenInput,
         error_messages={
             "invalid": "That SCAN cursor is not a number; start again from the first page.",
@@ -59,6 +60,15 @@ class KeySearchForm(forms.Form):
             "max_value": "That SCAN cursor is not one Redis gives out; start from the first page.",
         },
     )
+
+    page_size = forms.TypedChoiceField(
+        required=False,
+        choices=[(n, n) for n in keys.PAGE_SIZES],
+        coerce=int,
+        empty_value=keys.PAGE_SIZES[0],
+        error_messages={"invalid_choice": "Show 50, 100 or 500 keys per page."},
+    )
+    listed = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
 
     def clean_pattern(self):
         pattern = self.cleaned_data["pattern"] or "*"
@@ -158,3 +168,14 @@ class WarmJobForm(forms.Form):
     target = TargetField()
     warmer = forms.ChoiceField(choices=warmer_choices)
     limit = forms.IntegerField(required=False, min_value=1)
+
+
+class AnalyzeJobForm(forms.Form):
+    target = TargetField()
+
+
+class AnalyzeForm(OnceForm):
+    """Start an exact analysis, or resume the stopped one named by `resume`."""
+
+    target = TargetField()
+    resume = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)

@@ -4,8 +4,8 @@ from jobs.registry import job
 from jobs.schedules import periodic
 
 from . import registry, targets
-from .forms import InvalidatePatternJobForm, WarmJobForm
-from .services import invalidation, warming
+from .forms import AnalyzeJobForm, InvalidatePatternJobForm, WarmJobForm
+from .services import analysis, invalidation, warming
 
 registry.discover()  # warmers modules: scheduled warmers become jobs below
 
@@ -75,6 +75,23 @@ def warm(ctx, params):
     )
     ctx.log(f"wrote {figures['written']:,} keys in {figures['seconds']} s")
     return figures
+
+
+@job(analysis.JOB_NAME, kind="cache", form=AnalyzeJobForm, soft_timeout=6 * 3600)
+def analyze(ctx, params):
+    """Exact keyspace analysis: every key of every primary (resumes from its cursors)."""
+
+    def progress(row, total):
+        ctx.progress(
+            row.keys,
+            max(total, row.keys),
+            f"{row.keys:,} keys · {row.memory:,} B · {len(row.namespaces)} namespaces",
+        )
+
+    ctx.log(f"analysing every key of {params['target']}")
+    row = analysis.analyze(params["target"], run=ctx.run, progress=progress)
+    ctx.log(f"{row.keys:,} keys, {row.memory:,} B in {row.seconds:.1f} s")
+    return {"analysis_id": row.pk, "keys": row.keys, "memory": row.memory, "seconds": row.seconds}
 
 
 for spec in registry.WARMERS.values():

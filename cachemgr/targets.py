@@ -1,13 +1,28 @@
-"""Cache targets: the Redis servers named in settings.CACHE_TARGETS, and how we connect."""
+"""Cache targets: the Redis deployments named in settings.CACHE_TARGETS, and how we reach them.
 
-from urllib.parse import urlsplit, urlunsplit
+A target is one node, a Redis Cluster or a Sentinel service (cachemgr.addresses reads
+the URL). `connect()` gives the client that routes keys (redis-py's Redis, RedisCluster
+or Sentinel-managed Redis); `primaries()` gives one plain client per primary, for the
+work that walks a keyspace (SCAN runs per node, never across a cluster); `nodes()` adds
+the replicas, for the per-node stats.
+"""
+
+import time
+from dataclasses import dataclass
 
 import redis
 from django.conf import settings
+from redis.cluster import RedisCluster
+from redis.exceptions import ClusterError, RedisClusterException
 
-from . import conf
+from . import addresses, conf
 
-_POOLS: dict[str, redis.ConnectionPool] = {}
+_CLIENTS: dict[str, redis.Redis | RedisCluster] = {}
+# Plain clients of one server of a Sentinel group, per (target URL, host, port).
+_NODE_CLIENTS: dict[tuple[str, str, int], redis.Redis] = {}
+# Retries of one command after a connection fault on a cluster or Sentinel target (a
+# moved slot, a replica just promoted); see addresses.failover_retry.
+FAILOVER_RETRIES = 2
 
 
 class UnknownTarget(LookupError):
@@ -18,7 +33,16 @@ class TargetUnavailable(Exception):
     """The target's Redis did not answer (down, refused, timed out)."""
 
 
-REDIS_FAULTS = (redis.ConnectionError, redis.TimeoutError)
+REDIS_FAULTS = (redis.ConnectionError, redis.TimeoutError, ClusterError, RedisClusterException)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One server of a target: `name` is host:port, `role` primary or replica."""
+
+    name: str
+    role: str
+    client: redis.Redis
 
 
 def names() -> list[str]:
@@ -37,28 +61,138 @@ def url(target: str) -> str:
         raise UnknownTarget(f"Unknown cache target {target!r} (known: {known}).") from None
 
 
+def address(target: str) -> addresses.Address:
+    """The target's parsed address; a URL the console cannot use is an UnknownTarget
+    whose message says what is wrong (pages and commands show it as bad input)."""
+    try:
+        return addresses.parse(url(target))
+    except addresses.BadAddress as exc:
+        raise UnknownTarget(f"Cache target {target}: {exc}") from None
+
+
+def shape(target: str) -> str:
+    return address(target).shape
+
+
 def display_url(target: str) -> str:
     """The target's URL without its password, for pages and messages."""
-    parts = urlsplit(url(target))
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return address(target).display
 
 
-def connect(target: str) -> redis.Redis:
-    """A client for `target` (pooled per URL; short connect timeout so a dead host fails fast)."""
-    address = url(target)
-    pool = _POOLS.get(address)
-    if pool is None:
-        pool = redis.ConnectionPool.from_url(
-            address,
-            socket_connect_timeout=conf.get("CACHE_CONNECT_TIMEOUT"),
-            socket_timeout=conf.get("CACHE_SOCKET_TIMEOUT"),
-            health_check_interval=30,
-        )
-        _POOLS[address] = pool
-    return redis.Redis(connection_pool=pool)
+def _timeouts() -> dict[str, float]:
+    return {
+        "socket_connect_timeout": conf.get("CACHE_CONNECT_TIMEOUT"),
+        "socket_timeout": conf.get("CACHE_SOCKET_TIMEOUT"),
+    }
+
+
+def connect(target: str) -> redis.Redis | RedisCluster:
+    """The client for `target`, shared per URL (a single node's pool, the cluster's slot
+    map, the Sentinel pool). Commands outlast a failover by retrying on new connections."""
+    where = address(target)
+    client = _CLIENTS.get(where.url)
+    if client is None:
+        try:
+            client = addresses.client_for(
+                where,
+                connect_timeout=conf.get("CACHE_CONNECT_TIMEOUT"),
+                socket_timeout=conf.get("CACHE_SOCKET_TIMEOUT"),
+                retries=0 if where.shape == addresses.NODE else FAILOVER_RETRIES,
+            )
+        except REDIS_FAULTS as exc:  # RedisCluster reads the slot map when built
+            raise unavailable(target, exc) from exc
+        _CLIENTS[where.url] = client
+    return client
+
+
+def forget(target_url: str) -> None:
+    """Drop the shared client of a URL (tests whose servers went away)."""
+    client = _CLIENTS.pop(target_url, None)
+    if client is not None:
+        client.close()
+    for key in [key for key in _NODE_CLIENTS if key[0] == target_url]:
+        _NODE_CLIENTS.pop(key).close()
+
+
+def primaries(target: str) -> list[Node]:
+    """One client per primary, ordered by name (a combined SCAN cursor relies on it)."""
+    return [node for node in nodes(target) if node.role == "primary"]
+
+
+def nodes(target: str) -> list[Node]:
+    """Every server of the target: primaries first, then replicas, each ordered by name."""
+    where = address(target)
+    client = connect(target)
+    try:
+        if where.shape == addresses.CLUSTER:
+            found = [
+                Node(
+                    n.name,
+                    "primary" if n.server_type == "primary" else "replica",
+                    client.get_redis_connection(n),
+                )
+                for n in client.get_nodes()
+            ]
+        elif where.shape == addresses.SENTINEL:
+            found = _sentinel_nodes(where, client)
+        else:
+            kwargs = client.connection_pool.connection_kwargs
+            name = f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
+            found = [Node(name.rstrip(":"), "primary", client)]
+    except REDIS_FAULTS as exc:
+        raise unavailable(target, exc) from exc
+    return sorted(found, key=lambda n: (n.role != "primary", n.name))
+
+
+def _sentinel_nodes(where: addresses.Address, client: redis.Redis) -> list[Node]:
+    """The service's primary and replicas as the Sentinels see them now. Each is a plain
+    client of that one server (no retry that could land on another one midway: work
+    that walks a keyspace must notice a failover and start that walk again)."""
+    watchers = client.connection_pool.sentinel_manager
+    found = [("primary", *watchers.discover_master(where.service))]
+    found += [("replica", *pair) for pair in watchers.discover_slaves(where.service)]
+    return [
+        Node(f"{host}:{port}", role, _node_client(where, host, port)) for role, host, port in found
+    ]
+
+
+def _node_client(where: addresses.Address, host: str, port: int) -> redis.Redis:
+    """One server's client, kept per target and address (the pages ask every few seconds)."""
+    key = (where.url, host, port)
+    if key not in _NODE_CLIENTS:
+        _NODE_CLIENTS[key] = addresses.node_client(where, host, port, **_timeouts())
+    return _NODE_CLIENTS[key]
+
+
+def wait_for_new_primary(target: str, timeout: float) -> Node:
+    """After a connection fault on a Sentinel target: the primary the Sentinels name once
+    it answers as a primary (the same one, if it only blinked). TargetUnavailable when
+    none does within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            primary = primaries(target)[0]
+            if primary.client.role()[0] == b"master":
+                return primary
+        except (TargetUnavailable, *REDIS_FAULTS):
+            pass
+        if time.monotonic() > deadline:
+            raise TargetUnavailable(
+                f"Cache target {target}: no primary answered within {timeout:g} s."
+            )
+        time.sleep(0.2)
+
+
+def describe(target: str) -> str:
+    """What the target is, in an operator's words: "one node", "cluster with 3
+    primaries", "sentinel service cache, primary 10.0.0.5:6379"."""
+    where = address(target)
+    if where.shape == addresses.NODE:
+        return "one node"
+    found = primaries(target)
+    if where.shape == addresses.CLUSTER:
+        return f"cluster with {len(found)} primaries"
+    return f"sentinel service {where.service}, primary {found[0].name}"
 
 
 def unavailable(target: str, exc: Exception) -> TargetUnavailable:

@@ -19,4 +19,7 @@ urlpatterns = [
     path("invalidate/namespace/", views.bump_namespace, name="bump_namespace"),
     path("warm/", views.warm, name="warm"),
     path("warm/start/", views.warm_start, name="warm_start"),
+    path("analysis/", views.analysis_page, name="analysis"),
+    path("analysis/start/", views.analysis_start, name="analysis_start"),
+    path("advice/", views.advice_page, name="advice"),
 ]

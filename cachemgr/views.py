@@ -13,6 +13,7 @@ from opsconsole.roles import has_role, role_required
 
 from . import charts, registry, targets
 from .forms import (
+    AnalyzeForm,
     ConfirmPatternForm,
     InvalidateKeyForm,
     KeyForm,
@@ -23,7 +24,7 @@ from .forms import (
     TTLForm,
     WarmForm,
 )
-from .services import invalidation, keys, stats, warming
+from .services import advice, analysis, invalidation, keys, stats, warming
 
 FAULTS = (targets.UnknownTarget, targets.TargetUnavailable)
 
@@ -93,17 +94,24 @@ def stats_history(request):
 def key_list(request):
     form = KeySearchForm(request.GET or None)
     target = _target(request)
-    context = {**_base(target), "form": form, "page": None}
+    context = {**_base(target), "form": form, "page": None, "page_sizes": keys.PAGE_SIZES}
     status = 200
     if form.is_bound and not form.is_valid():
         status = 400
     else:
-        pattern = form.cleaned_data["pattern"] if form.is_bound else "*"
-        cursor = (form.cleaned_data.get("cursor") or 0) if form.is_bound else 0
+        data = form.cleaned_data if form.is_bound else {}
+        pattern = data.get("pattern") or "*"
+        page_size = data.get("page_size") or keys.PAGE_SIZES[0]
         try:
             targets.url(target)
-            context["page"] = keys.search(target, pattern, cursor)
-            context["pattern"] = pattern
+            context["page"] = keys.search(
+                target,
+                pattern,
+                data.get("cursor") or 0,
+                page_size,
+                listed_before=data.get("listed") or 0,
+            )
+            context.update(pattern=pattern, page_size=page_size)
         except targets.UnknownTarget as exc:
             context["error"], status = str(exc), 404
         except targets.TargetUnavailable as exc:
@@ -350,3 +358,62 @@ def warm_start(request):
         messages.error(request, str(exc))
         return redirect(_back("cachemgr:warm", target))
     return redirect("jobs:run_detail", run.pk)
+
+
+# --- exact analysis and advice ---------------------------------------------------------
+
+
+@role_required("viewer")
+def analysis_page(request):
+    target = _target(request)
+    context = {**_base(target), "form": AnalyzeForm(initial={"target": target}), "row": None}
+    status = 200
+    try:
+        targets.url(target)
+        context["row"] = row = analysis.latest(target)
+        context["history"] = analysis.history(target)
+        if row is not None:
+            context["namespaces"] = analysis.namespace_rows(row)
+            context["previous"] = analysis.previous_complete(row)
+    except targets.UnknownTarget as exc:
+        context["error"], status = str(exc), 404
+    return render(request, "cachemgr/analysis.html", context, status=status)
+
+
+@role_required("operator")
+@require_POST
+def analysis_start(request):
+    form = AnalyzeForm(request.POST)
+    target = _target(request)
+    if not form.is_valid():
+        messages.error(request, _errors(form))
+        return redirect(_back("cachemgr:analysis", target))
+    data = form.cleaned_data
+    try:
+        resume = analysis.stopped(data["target"], data["resume"]) if data["resume"] else None
+        run = analysis.start_analysis(
+            data["target"],
+            request.user,
+            resume=resume,
+            request_key=data["request_key"] or None,
+            ip_address=audit.client_ip(request),
+        )
+    except (*FAULTS, analysis.NotResumable, runner.LaunchRefused) as exc:
+        messages.error(request, str(exc))
+        return redirect(_back("cachemgr:analysis", target))
+    return redirect("jobs:run_detail", run.pk)
+
+
+@role_required("viewer")
+def advice_page(request):
+    target = _target(request)
+    context = _base(target)
+    status = 200
+    try:
+        targets.url(target)
+        context["advice"] = advice.advice(target)
+    except targets.UnknownTarget as exc:
+        context["error"], status = str(exc), 404
+    except targets.TargetUnavailable as exc:
+        context["error"] = str(exc)
+    return render(request, "cachemgr/advice.html", context, status=status)

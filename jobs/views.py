@@ -8,7 +8,8 @@ from opsconsole import audit, charts
 from opsconsole.models import AuditEvent
 from opsconsole.roles import role_required
 
-from . import registry, runner, schedules, workers
+from . import overview as overview_service
+from . import registry, runner, schedules
 from . import stats as stats_service
 from .forms import CrontabForm, HistoryFilterForm, LaunchForm
 from .history import filtered_runs
@@ -131,26 +132,7 @@ def job_stats(request, name: str):
 @role_required("viewer")
 def overview(request):
     """Schedules, workers online, queue depth and stuck runs on one page."""
-    tasks = PeriodicTask.objects.select_related("crontab", "interval").order_by("name")
-    # Snapshots the workers wrote and the broker's list lengths: never a broadcast.
-    found, workers_error = workers.workers()
-    depths, queue_error = workers.queue_depths()
-    return render(
-        request,
-        "jobs/overview.html",
-        {
-            "schedules": [(t, schedules.describe(t)) for t in tasks],
-            "workers": found,
-            "workers_error": workers_error,
-            "snapshot_s": workers.snapshot_s(),
-            "gone_after_s": workers.GONE_AFTER_SNAPSHOTS * workers.snapshot_s(),
-            "lost_after_s": runner.lost_after_s(),
-            "depths": depths,
-            "queue_error": queue_error,
-            "stuck": workers.stuck_runs(),
-            "summary": stats_service.recent_summary(hours=24),
-        },
-    )
+    return render(request, "jobs/overview.html", overview_service.facts())
 
 
 @role_required("operator")
@@ -159,6 +141,7 @@ def schedule_toggle(request, task_id: int):
     task = get_object_or_404(PeriodicTask, pk=task_id)
     enable = request.POST.get("enabled") == "1"
     schedules.set_enabled(task, enable, request.user, ip_address=audit.client_ip(request))
+    overview_service.forget()
     messages.success(request, f"{'Enabled' if enable else 'Disabled'} {task.name}.")
     return redirect("jobs:overview")
 
@@ -175,6 +158,7 @@ def schedule_edit(request, task_id: int):
         schedules.set_crontab(
             task, form.cleaned_data, request.user, ip_address=audit.client_ip(request)
         )
+        overview_service.forget()
         messages.success(request, f"{task.name} now runs at {schedules.describe(task)}.")
         return redirect("jobs:overview")
     status = 400 if request.method == "POST" else 200

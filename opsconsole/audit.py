@@ -50,7 +50,8 @@ def actor_label(actor: Actor) -> str:
         return "system"
     if isinstance(actor, str):
         return actor
-    return actor.get_username() or "anonymous"
+    # A request made with an API token names the token (opsconsole.tokens.services).
+    return getattr(actor, "audit_name", None) or actor.get_username() or "anonymous"
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

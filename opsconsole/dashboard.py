@@ -17,6 +17,7 @@ from partitions.queries.models import StatementSnapshot
 
 from . import charts
 from .models import AuditEvent, RunbookRequest
+from .shared import SharedAnswer
 
 SPARKLINE_POINTS = 96  # one point per 15 minutes over 24 h
 
@@ -27,7 +28,9 @@ def cache_tiles(now) -> list[dict]:
     tiles = []
     for target in settings.CACHE_TARGETS:
         rows = list(
-            StatsSnapshot.objects.filter(target=target, taken_at__gte=now - timedelta(hours=24))
+            StatsSnapshot.objects.filter(
+                target=target, node="", taken_at__gte=now - timedelta(hours=24)
+            )
             .order_by("taken_at")
             .values_list("hit_rate", "used_memory", "keyspace_hits", "keyspace_misses", "taken_at")
         )
@@ -84,19 +87,32 @@ def top_slow_queries(limit: int = 5) -> list:
     return sorted(top, key=lambda s: -s.mean_ms)[:limit]
 
 
-def context() -> dict:
+def _read() -> dict:
     now = timezone.now()
     return {
         "cache_tiles": cache_tiles(now),
-        "running": Run.objects.filter(status__in=ACTIVE_STATUSES).order_by("-id")[:10],
-        "failed": Run.objects.filter(
-            status__in=[RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST],
-            created_at__gte=now - timedelta(hours=24),
-        ).order_by("-id")[:10],
-        "migrations": migrations_in_progress(),
+        "running": list(Run.objects.filter(status__in=ACTIVE_STATUSES).order_by("-id")[:10]),
+        "failed": list(
+            Run.objects.filter(
+                status__in=[RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST],
+                created_at__gte=now - timedelta(hours=24),
+            ).order_by("-id")[:10]
+        ),
+        "migrations": list(migrations_in_progress()),
         "slow_queries": top_slow_queries(),
-        "approvals": RunbookRequest.objects.filter(
-            status=RunbookRequest.Status.PENDING
-        ).select_related("requested_by")[:10],
-        "events": AuditEvent.objects.order_by("-id")[:10],
+        "approvals": list(
+            RunbookRequest.objects.filter(status=RunbookRequest.Status.PENDING).select_related(
+                "requested_by"
+            )[:10]
+        ),
+        "events": list(AuditEvent.objects.order_by("-id")[:10]),
     }
+
+
+# The tiles are the same for every operator and refresh themselves on every open
+# dashboard: read once per web process per SHARED_READ_S.
+_tiles = SharedAnswer(_read)
+
+
+def context() -> dict:
+    return _tiles.get()

@@ -1,6 +1,5 @@
 """Readiness checks: each dependency answers, with its latency."""
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -9,8 +8,11 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from cachemgr import addresses
 from jobs import workers
 from partitions import warehouses
+
+from .shared import SharedAnswer
 
 CONNECT_TIMEOUT_S = 1.0
 # The worker probe's answer is reused this long, and only one request at a time
@@ -66,6 +68,19 @@ def ping_redis(url: str) -> str:
     return ""
 
 
+def ping_cache(url: str) -> str:
+    """PING a cache target of any shape (one node, a cluster's primaries, a Sentinel
+    service's current primary)."""
+    client = addresses.client_for(
+        addresses.parse(url), connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=CONNECT_TIMEOUT_S
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return ""
+
+
 def ping_database() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
@@ -80,28 +95,9 @@ def ping_workers() -> str:
     return ", ".join(names)
 
 
-class _WorkerProbe:
-    """The worker check, cached for WORKER_PROBE_TTL_S and computed by one request at
-    a time: readiness is polled by every dashboard and load balancer."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.last: Check | None = None
-        self.at = 0.0
-
-    def check(self) -> Check:
-        if self.last and time.monotonic() - self.at < WORKER_PROBE_TTL_S:
-            return self.last
-        if not self.lock.acquire(blocking=False):
-            return self.last or Check("worker", False, 0.0, "being checked by another request")
-        try:
-            self.last, self.at = timed("worker", ping_workers), time.monotonic()
-            return self.last
-        finally:
-            self.lock.release()
-
-
-worker_probe = _WorkerProbe()
+# Readiness is polled by every dashboard and load balancer: the worker check is reused
+# for WORKER_PROBE_TTL_S and computed by one request at a time.
+worker_probe = SharedAnswer(lambda: timed("worker", ping_workers), ttl=lambda: WORKER_PROBE_TTL_S)
 
 
 def ping_warehouse(url: str) -> Answer:
@@ -116,11 +112,20 @@ def readiness(include_workers: bool = True) -> list[Check]:
     checks.append(broker)
     if include_workers and settings.READYZ_REQUIRE_WORKER:
         if broker.ok:
-            checks.append(worker_probe.check())
+            checks.append(worker_probe.get())
         else:
             checks.append(Check("worker", False, 0.0, "not checked: the broker is down"))
     for name, url in settings.CACHE_TARGETS.items():
-        checks.append(timed(f"cache:{name}", lambda url=url: ping_redis(url)))
+        checks.append(timed(f"cache:{name}", lambda url=url: ping_cache(url)))
     for name, url in settings.WAREHOUSES.items():
         checks.append(timed(f"warehouse:{name}", lambda url=url: ping_warehouse(url)))
     return checks
+
+
+# What the pages, /readyz and /metrics show: one readiness answer per web process,
+# shared for SHARED_READ_S (each check opens a connection to its dependency).
+current = SharedAnswer(readiness)
+
+
+def current_readiness() -> list[Check]:
+    return current.get()

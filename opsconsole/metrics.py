@@ -60,7 +60,8 @@ def audit_samples():
 def latest_cache_snapshots() -> list[StatsSnapshot]:
     latest = []
     for target in settings.CACHE_TARGETS:
-        snapshot = StatsSnapshot.objects.filter(target=target).order_by("-taken_at").first()
+        whole = StatsSnapshot.objects.filter(target=target, node="")  # not one node's rows
+        snapshot = whole.order_by("-taken_at").first()
         if snapshot is not None:
             latest.append(snapshot)
     return latest
@@ -88,7 +89,7 @@ class ConsoleCollector(Collector):
             ["outcome"],
             audit_samples(),
         )
-        checks = health.readiness()
+        checks = health.current_readiness()
         yield gauge(
             "opsconsole_ready",
             "1 when the dependency answers, else 0.",

@@ -17,11 +17,12 @@ RANK = {role: rank for rank, role in enumerate(ROLES, start=1)}
 def role_of(user) -> str | None:
     if not user.is_authenticated or not user.is_active:
         return None
+    if hasattr(user, "_opsconsole_role"):  # cached, or capped by an API token's scope
+        return user._opsconsole_role
     if user.is_superuser:
         return "admin"
-    if not hasattr(user, "_opsconsole_role"):
-        names = set(user.groups.values_list("name", flat=True))
-        user._opsconsole_role = next((r for r in reversed(ROLES) if r in names), None)
+    names = set(user.groups.values_list("name", flat=True))
+    user._opsconsole_role = next((r for r in reversed(ROLES) if r in names), None)
     return user._opsconsole_role
 
 

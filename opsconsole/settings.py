@@ -58,7 +58,12 @@ INSTALLED_APPS = [
     "csp",
     "django_celery_beat",
     "axes",
+    "ninja",  # the API's docs page: Swagger UI from ninja's own static files, no CDN
     "opsconsole",
+    "opsconsole.accounts",
+    "mozilla_django_oidc",
+    "opsconsole.tokens",
+    "opsconsole.notifications",
     "jobs",
     "cachemgr",
     "partitions",
@@ -73,6 +78,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "opsconsole.accounts.oidc.RoleRefresh",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -112,7 +118,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Local passwords (ModelBackend), refused when LOCAL_LOGIN_ENABLED=false.
+    "opsconsole.accounts.oidc.LocalPasswordBackend",
+    # Single sign-on (mozilla-django-oidc): answers only the provider's callback, and
+    # only when OIDC_ISSUER is set.
+    "opsconsole.accounts.oidc.ConsoleOIDCBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -120,6 +130,35 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# --- Single sign-on (OpenID Connect; docs/team.md) -----------------------------
+# The issuer's discovery document gives the endpoints; set OIDC_OP_*_ENDPOINT only to
+# override one. Empty OIDC_ISSUER: no SSO.
+OIDC_ISSUER = env("OIDC_ISSUER", default="")
+OIDC_RP_CLIENT_ID = env("OIDC_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env("OIDC_CLIENT_SECRET", default="")
+OIDC_RP_SIGN_ALGO = env("OIDC_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env("OIDC_SCOPES", default="openid email profile groups")
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True  # the logout's id_token_hint
+OIDC_STORE_ACCESS_TOKEN = True  # the session refresh reads userinfo with it
+OIDC_TIMEOUT = env.float("OIDC_TIMEOUT_S", default=5.0)
+OIDC_DISCOVERY_TTL_S = env.float("OIDC_DISCOVERY_TTL_S", default=3600.0)
+OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = env.int("OIDC_ROLE_REFRESH_S", default=900)
+OIDC_OP_LOGOUT_URL_METHOD = "opsconsole.accounts.oidc.provider_logout_url"
+LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
+OIDC_GROUPS_CLAIM = env("OIDC_GROUPS_CLAIM", default="groups")
+# group=role pairs: "ops-admins=admin,ops=operator,engineering=viewer"; the highest wins.
+OIDC_GROUP_ROLES = {
+    group.strip(): role.strip()
+    for group, _, role in (item.partition("=") for item in env.list("OIDC_GROUP_ROLES", default=[]))
+}
+if bad := {r for r in OIDC_GROUP_ROLES.values() if r not in ("viewer", "operator", "admin")}:
+    raise ImproperlyConfigured(f"OIDC_GROUP_ROLES: unknown role(s) {sorted(bad)}")
+# Switch local passwords off once SSO works (the demo admin cannot log in then).
+LOCAL_LOGIN_ENABLED = env.bool("LOCAL_LOGIN_ENABLED", default=True)
+if not LOCAL_LOGIN_ENABLED and not OIDC_ISSUER:
+    raise ImproperlyConfigured("LOCAL_LOGIN_ENABLED=false needs single sign-on (OIDC_ISSUER).")
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -207,6 +246,11 @@ CACHE_WARM_ON_STARTUP = env.list("CACHE_WARM_ON_STARTUP", default=[])
 SNAPSHOTS_ON_WORKER_START = env.bool("SNAPSHOTS_ON_WORKER_START", default=True)
 # Partition migrations of tables larger than this need an admin.
 PARTITIONS_ADMIN_ABOVE_BYTES = env.int("PARTITIONS_ADMIN_ABOVE_BYTES", default=1 << 30)
+# Partition swaps: catch up outside the lock until this many captured writes are left,
+# then wait at most PARTITIONS_LOCK_TIMEOUT_MS for the lock (retried); replay rounds.
+PARTITIONS_LOCK_BACKLOG = env.int("PARTITIONS_LOCK_BACKLOG", default=200)
+PARTITIONS_LOCK_TIMEOUT_MS = env.int("PARTITIONS_LOCK_TIMEOUT_MS", default=500)
+PARTITIONS_REPLAY_BATCH = env.int("PARTITIONS_REPLAY_BATCH", default=5000)
 SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)
 # /metrics: with a token, scrapers send "Authorization: Bearer <token>". Without one,
 # only these peer addresses may scrape, and only when no proxy is in front (a request
@@ -214,6 +258,24 @@ SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)
 # every client would otherwise look like 127.0.0.1. Production lists none by default.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"] if DEBUG else [])
+# The JSON API (/api/): requests per token and minute (counted in Redis); 429 beyond.
+API_RATE_PER_MINUTE = env.int("API_RATE_PER_MINUTE", default=120)
+# Notifications (docs/team.md): the channels' secrets are encrypted with this key, kept
+# out of the database (SECRET_KEY when unset: set it to rotate SECRET_KEY on its own);
+# links in messages point at CONSOLE_URL.
+NOTIFICATIONS_KEY = env("NOTIFICATIONS_KEY", default=SECRET_KEY)
+CONSOLE_URL = env("CONSOLE_URL", default="http://127.0.0.1:8000")
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=5)
+NOTIFY_RETRY_BACKOFF_S = env.float("NOTIFY_RETRY_BACKOFF_S", default=30.0)
+NOTIFY_RETRY_BACKOFF_MAX_S = env.float("NOTIFY_RETRY_BACKOFF_MAX_S", default=1800.0)
+NOTIFY_READINESS_AFTER_S = env.float("NOTIFY_READINESS_AFTER_S", default=300.0)
+# E-mail channels: Django's SMTP backend; a channel may name its own server instead.
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="opsconsole@localhost")
 READYZ_REQUIRE_WORKER = env.bool("READYZ_REQUIRE_WORKER", default=True)
 
 # --- Celery -------------------------------------------------------------------
@@ -244,6 +306,10 @@ RUN_QUEUE_TIMEOUT_S = env.float("RUN_QUEUE_TIMEOUT_S", 3600.0)
 # Every worker writes a snapshot of itself to Redis this often (jobs/workers.py), and
 # runs the reaper (one worker at a time); the overview reads the snapshots.
 WORKER_SNAPSHOT_S = env.float("WORKER_SNAPSHOT_S", 2.0)
+# Shared reads (opsconsole/shared.py): a page's data that is the same for every operator
+# (readiness, dashboard tiles, the partitions inventory, the overview) is computed once
+# per web process per this many seconds, however many operators poll it.
+SHARED_READ_S = env.float("SHARED_READ_S", 2.0)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Default schedules, copied into django-celery-beat once (operators edit them there).
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}

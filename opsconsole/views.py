@@ -21,6 +21,7 @@ from .models import AuditEvent
 from .roles import forbidden, role_of, role_required
 
 AUDIT_PAGE_SIZE = 50
+USER_ROWS = ("groups", "account_origin")  # what the users page shows of each account
 
 
 @login_not_required
@@ -36,7 +37,7 @@ def healthz(request):
 def readyz(request):
     """Status for anyone (load balancers); the checks' details (worker names,
     hosts and ports, errors) only for a logged-in user."""
-    checks = health.readiness()
+    checks = health.current_readiness()
     ok = all(check.ok for check in checks)
     body = {"status": "ok" if ok else "failing"}
     if request.user.is_authenticated:
@@ -80,7 +81,8 @@ def dashboard(request):
 
 @role_required("viewer")
 def readiness_tile(request):
-    return render(request, "opsconsole/partials/_readiness.html", {"checks": health.readiness()})
+    checks = health.current_readiness()
+    return render(request, "opsconsole/partials/_readiness.html", {"checks": checks})
 
 
 def filtered_events(form: AuditFilterForm):
@@ -153,7 +155,7 @@ def audit_csv(request):
 
 @role_required("admin")
 def users(request):
-    people = get_user_model().objects.order_by("username").prefetch_related("groups")
+    people = get_user_model().objects.order_by("username").prefetch_related(*USER_ROWS)
     rows = [(user, role_of(user)) for user in people]
     return render(request, "opsconsole/users.html", {"rows": rows, "form": NewUserForm()})
 
@@ -163,7 +165,7 @@ def users(request):
 def user_create(request):
     form = NewUserForm(request.POST)
     if not form.is_valid():
-        people = get_user_model().objects.order_by("username").prefetch_related("groups")
+        people = get_user_model().objects.order_by("username").prefetch_related(*USER_ROWS)
         rows = [(user, role_of(user)) for user in people]
         return render(request, "opsconsole/users.html", {"rows": rows, "form": form}, status=400)
     user = users_service.create_user(request.user, form, ip_address=audit.client_ip(request))

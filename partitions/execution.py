@@ -101,6 +101,14 @@ def walk_steps(ctx: RunContext, migration: Migration, backend: Backend) -> dict[
         )
         results[step.name] = detail
         ctx.log(f"{step.name}: done {detail}")
+        if step.name == "swap":  # a detail event of the run: notifications listen for it
+            audit.write(
+                f"system (run #{ctx.run.pk})",
+                "partitions.swapped",
+                migration.target,
+                run=ctx.run,
+                params={"migration_id": migration.pk},
+            )
     Migration.objects.filter(pk=migration.pk).update(
         state=MigrationState.SUCCEEDED, result=results, error=""
     )
@@ -145,12 +153,21 @@ def run_rollback(ctx: RunContext, migration_id: int) -> dict[str, Any]:
     backend = backends.for_warehouse(migration.warehouse)
     try:
         ctx.progress(0, 1, "swapping the original back")
-        report = StepReport(log=ctx.log, check=ctx.check)
+        report = StepReport(
+            progress=lambda done, total, message: ctx.progress(done, total, message),
+            log=ctx.log,
+            check=ctx.check,
+            save=lambda data: Migration.objects.filter(pk=migration.pk).update(
+                result={**migration.result, "rollback_progress": data}
+            ),
+        )
         result = backend.undo(migration.plan, backend.is_swapped(migration.plan), report)
     finally:
         backend.close()
     Migration.objects.filter(pk=migration.pk).update(
-        state=MigrationState.ROLLED_BACK, result={**migration.result, "rollback": result}
+        state=MigrationState.ROLLED_BACK,
+        result={k: v for k, v in migration.result.items() if k != "rollback_progress"}
+        | {"rollback": result},
     )
     migration.steps.update(status=StepStatus.UNDONE)
     ctx.progress(1, 1, "rolled back: the original serves again")

@@ -6,7 +6,7 @@ from django import forms
 
 from opsconsole.confirmation import confirmation_error
 
-from .backends.base import TableInfo
+from .backends.base import CONSENT_LOSE_UNIQUENESS, TableInfo
 from .models import Migration
 
 GRANULARITIES = {
@@ -30,6 +30,22 @@ class PlanForm(forms.Form):
         " (BigQuery: partition expiration).",
     )
     require_partition_filter = forms.BooleanField(required=False, help_text="BigQuery only.")
+    null_keys = forms.ChoiceField(
+        label="NULL partition keys",
+        choices=[
+            ("refuse", "refuse the plan if any row has none (default)"),
+            ("lose_uniqueness", "accept them: the primary key becomes a plain index"),
+        ],
+        initial="refuse",
+        required=False,
+        help_text="PostgreSQL tables with a primary key: a key of a partitioned table must"
+        " include the partition column, which a NULL cannot be in.",
+    )
+    consent = forms.CharField(
+        required=False,
+        label="Consent",
+        help_text=f'To accept NULL keys, type "{CONSENT_LOSE_UNIQUENESS}".',
+    )
     batch_rows = forms.IntegerField(initial=50_000, min_value=100, max_value=5_000_000)
     throttle_ms = forms.IntegerField(
         initial=0, min_value=0, max_value=10_000, help_text="Pause between copy batches."

@@ -84,6 +84,38 @@ class Migration(models.Model):
     def plan_intact(self) -> bool:
         return self.hash_plan(self.plan) == self.plan_hash
 
+    @property
+    def lock_holds_ms(self) -> dict[str, float]:
+        """How long the swap and the swap back held the table's exclusive lock."""
+        holds = {}
+        swap = self.steps.filter(name="swap").first()
+        if swap is not None:
+            hold = swap.detail.get("lock_hold_ms") or swap.checkpoint.get("lock_hold_ms")
+            if hold is not None:
+                holds["swap"] = hold
+        rollback = (self.result or {}).get("rollback") or {}
+        if rollback.get("lock_hold_ms") is not None:
+            holds["rollback"] = rollback["lock_hold_ms"]
+        return holds
+
+    @property
+    def eta(self) -> dict[str, dict]:
+        """The copy's and the catch-up's rate and ETA while they run, read from the
+        checkpoints the steps (or the rollback) commit as they go."""
+        found = {}
+        for step in self.steps.filter(status=StepStatus.RUNNING):
+            if step.name == "copy" and "eta_s" in step.checkpoint:
+                found["copy"] = {
+                    k: step.checkpoint.get(k) for k in ("batches_done", "rows_per_s", "eta_s")
+                }
+            if "catch_up" in step.checkpoint:
+                found["catch_up"] = step.checkpoint["catch_up"]
+        if self.state == MigrationState.ROLLING_BACK:
+            progress = (self.result or {}).get("rollback_progress") or {}
+            if "catch_up" in progress:
+                found["catch_up"] = progress["catch_up"]
+        return found
+
 
 class StepStatus(models.TextChoices):
     PENDING = "pending"

@@ -16,6 +16,7 @@ from opsconsole import audit
 from opsconsole.actions import audited_action
 from opsconsole.confirmation import require_typed
 from opsconsole.roles import has_role
+from opsconsole.shared import SharedAnswers
 
 from . import backends, warehouses
 from .backends.base import (
@@ -36,16 +37,36 @@ def admin_above_bytes() -> int:
     return int(getattr(settings, "PARTITIONS_ADMIN_ABOVE_BYTES", 1 << 30))
 
 
+def catch_up_options() -> dict[str, int]:
+    """The swap's catch-up and lock settings, written into each plan (the plan
+    shows them and the run uses the plan's, whatever the settings become)."""
+    return {
+        "lock_backlog": int(getattr(settings, "PARTITIONS_LOCK_BACKLOG", 200)),
+        "lock_timeout_ms": int(getattr(settings, "PARTITIONS_LOCK_TIMEOUT_MS", 500)),
+        "replay_batch": int(getattr(settings, "PARTITIONS_REPLAY_BATCH", 5000)),
+    }
+
+
 # --- reading -------------------------------------------------------------------
 
 
 def inventory(warehouse: str) -> list[TableInfo]:
-    """Tables of one warehouse with rows, size and partitioning. Reads only."""
+    """Tables of one warehouse with rows, size and partitioning. Reads only.
+
+    The same for every operator, and a warehouse connection plus a catalog read each
+    time: shared by a web process's requests for SHARED_READ_S."""
+    return _inventories.get(warehouse)
+
+
+def _read_inventory(warehouse: str) -> list[TableInfo]:
     backend = backends.for_warehouse(warehouse)
     try:
         return backend.list_tables()
     finally:
         backend.close()
+
+
+_inventories = SharedAnswers(_read_inventory)
 
 
 def table_detail(warehouse: str, schema: str, table: str) -> tuple[TableInfo, list[PartitionInfo]]:
@@ -80,6 +101,7 @@ def plan_migration(
     """Store a plan (every step's SQL, estimates, dependents, rollbacks) for one
     table. Changes only the console's database; a newer plan of the same table
     supersedes an unstarted one. Undo: plan again, or simply never start it."""
+    options = {**catch_up_options(), **options}
     with audit.record(
         actor, "partitions.plan", f"{warehouse}:{schema}.{table}", ip_address=ip_address, **options
     ) as event:

@@ -19,6 +19,21 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 
+# DEMO_CLUSTER=1: a throwaway local 3-primary Redis Cluster as a second cache target
+# ("cluster"), stopped with the rest (manage.py cache local-cluster).
+if [ "${DEMO_CLUSTER:-0}" = 1 ]; then
+  echo "== Local Redis Cluster (second cache target)"
+  cluster_log=$(mktemp)
+  .venv/bin/python manage.py cache local-cluster > "$cluster_log" 2>&1 &
+  cluster_pid=$!
+  trap 'kill "$bq_pid" "$cluster_pid" 2>/dev/null || true' EXIT INT TERM
+  for _ in $(seq 300); do grep -q '^cluster=' "$cluster_log" && break; sleep 0.1; done
+  cluster_url=$(sed -n 's/^cluster=//p' "$cluster_log")
+  [ -n "$cluster_url" ] || { cat "$cluster_log"; exit 1; }
+  export CACHE_TARGETS="${CACHE_TARGETS:-main=redis://127.0.0.1:6379/1},cluster=$cluster_url"
+  echo "   cluster=$cluster_url"
+fi
+
 # Static files do not need the database: collect them while the migrations run.
 .venv/bin/python manage.py collectstatic --noinput -v 0 &
 static_pid=$!

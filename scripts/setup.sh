@@ -44,6 +44,14 @@ if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
 fi
 redis-cli -p "$REDIS_PORT" ping >/dev/null
 
+say "Redis Cluster and Sentinel tooling (the cache tests start their own servers)"
+# redis-cli --cluster create joins the test cluster; Sentinel runs as
+# `redis-server <conf> --sentinel` (built in), or from Debian's redis-sentinel package.
+command -v redis-cli >/dev/null || apt_install redis-tools
+if ! command -v redis-sentinel >/dev/null && ! redis-server --version | grep -Eq 'v=([5-9]|[1-9][0-9])\.'; then
+  apt_install redis-sentinel
+fi
+
 say "PostgreSQL 15 on $PG_HOST:$PG_PORT"
 [ -d /usr/lib/postgresql/15/bin ] || apt_install postgresql-15 postgresql-contrib
 [ -f /usr/share/postgresql/15/extension/hypopg.control ] || apt_install postgresql-15-hypopg

@@ -127,5 +127,5 @@ def _end_stray_sessions(django_db_setup, django_db_blocker):
 @pytest.fixture(autouse=True)
 def _fresh_worker_probe():
     """Readiness caches its worker probe for a few seconds: each test asks afresh."""
-    health.worker_probe.last = None
+    health.worker_probe.forget()
     yield

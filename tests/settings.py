@@ -34,4 +34,6 @@ RUN_LOST_AFTER_S = 3.0
 WORKER_SNAPSHOT_S = 0.5
 # Snapshots are taken by the tests that look at them, not by every worker a test starts.
 SNAPSHOTS_ON_WORKER_START = False
+# Pages read afresh: a test changes something and looks at once.
+SHARED_READ_S = 0.0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -6,6 +6,7 @@ with `UNLINK` batches: Redis never blocks on more than one small batch.
 """
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -21,8 +22,9 @@ from opsconsole import audit
 from opsconsole.actions import audited_action
 from opsconsole.confirmation import confirmation_error
 
-from .. import conf, targets
+from .. import addresses, conf, targets
 from ..client import Cache
+from . import parallel
 from .keys import show
 
 GLOB_SPECIALS = b"[]?*\\"
@@ -32,6 +34,9 @@ MEMORY_SAMPLES = 200
 APPROVAL_SALT = "cachemgr.invalidate_pattern"
 APPROVAL_MAX_AGE_S = 3600
 JOB_NAME = "cache.invalidate_pattern"
+# How long a run on a Sentinel target waits for the promoted replica after its primary
+# went away (Sentinel's down-after plus the election, with room to spare).
+FAILOVER_WAIT_S = 60.0
 
 
 class BadPattern(ValueError):
@@ -162,29 +167,32 @@ class Preview:
 def preview_pattern(target: str, pattern: str, sample: int | None = None) -> Preview:
     """Estimate what `invalidate_pattern` would delete, changing nothing (the dry run).
 
-    Reads up to `sample` keys from cursor 0 (hash order, so a uniform sample), matches
-    them locally, scales by DBSIZE; exact when the sample covers the whole keyspace."""
+    Reads up to `sample` keys (shared out among the primaries) from cursor 0 (hash order,
+    so a uniform sample), matches them locally, scales by DBSIZE; exact when the sample
+    covers the whole keyspace."""
     sample = sample or conf.get("CACHE_PREVIEW_SAMPLE")
     regex = glob_regex(pattern)
     everything = matches_everything(pattern)
-    client = targets.connect(target)
+    primaries = targets.primaries(target)
     try:
-        total = int(client.dbsize())
-        cursor, scanned, matched = 0, 0, []
-        while True:
-            cursor, keys = client.scan(cursor, count=5000)
-            scanned += len(keys)
-            matched.extend(k for k in keys if regex.fullmatch(k))
-            if cursor == 0 or scanned >= sample:
-                break
-        exact = cursor == 0
+        found = [_sample(node.client, regex, sample // len(primaries)) for node in primaries]
+        matched = [key for node_sample in found for key in node_sample.matched]
+        exact = all(node_sample.complete for node_sample in found)
         first = matched[:FIRST_MATCHES]
-        if len(first) < FIRST_MATCHES and not exact:
-            first += _more_matches(client, pattern, FIRST_MATCHES - len(first), set(first))
-        sizes = _sizes(client, matched[:MEMORY_SAMPLES])
+        for node, node_sample in zip(primaries, found, strict=True):
+            if len(first) >= FIRST_MATCHES or node_sample.complete:
+                continue
+            first += _more_matches(node.client, pattern, FIRST_MATCHES - len(first), set(first))
+        sizes = [size for s in found for size in _sizes(s.client, s.matched[:MEMORY_SAMPLES])]
     except targets.REDIS_FAULTS as exc:
         raise targets.unavailable(target, exc) from exc
-    estimate = len(matched) if exact else round(len(matched) * total / max(1, scanned))
+    total = sum(node_sample.total for node_sample in found)
+    scanned = sum(node_sample.scanned for node_sample in found)
+    estimate = (
+        len(matched)
+        if exact
+        else sum(round(len(s.matched) * s.total / max(1, s.scanned)) for s in found)
+    )
     mean = sum(sizes) / len(sizes) if sizes else 0
     return Preview(
         target=target,
@@ -198,6 +206,28 @@ def preview_pattern(target: str, pattern: str, sample: int | None = None) -> Pre
         matches_everything=everything,
         first_matches=[show(k) for k in first],
     )
+
+
+@dataclass
+class NodeSample:
+    client: Any
+    total: int
+    scanned: int
+    complete: bool
+    matched: list[bytes]
+
+
+def _sample(client, regex: re.Pattern[bytes], sample: int) -> NodeSample:
+    """Up to `sample` keys of one node from cursor 0, and those `regex` matches."""
+    total = int(client.dbsize())
+    cursor, scanned, matched = 0, 0, []
+    while True:
+        cursor, keys = client.scan(cursor, count=5000)
+        scanned += len(keys)
+        matched.extend(k for k in keys if regex.fullmatch(k))
+        if cursor == 0 or scanned >= sample:
+            break
+    return NodeSample(client, total, scanned, cursor == 0, matched)
 
 
 def _more_matches(client, pattern: str, wanted: int, seen: set[bytes]) -> list[bytes]:
@@ -362,6 +392,52 @@ def scan_unlink_in_steps(
         cursor, matched, deleted = step(args=[cursor, pattern, count, batch])
 
 
+@dataclass
+class NodeSteps:
+    """Deleting on one primary: its steps, and what to do when its connection fails."""
+
+    target: str
+    node: targets.Node
+    pattern: str
+    scan_count: int
+    batch: int
+    deleting: Callable[..., Iterator[tuple[int, int]]]
+    follows_failover: bool
+
+    def run(self, report: Callable[[tuple[str, int, int]], None], stop: threading.Event) -> None:
+        """Step until the node's SCAN ends, reporting (node, matched, deleted) per step.
+
+        On a Sentinel target a dead primary is not the end: once the Sentinels name the
+        promoted replica, the walk starts again from cursor 0 there (a cursor means
+        nothing on another server, and deletions not yet replicated are redone)."""
+        node = self.node
+        while True:
+            try:
+                for matched, deleted in self.deleting(
+                    node.client, self.pattern, self.scan_count, self.batch
+                ):
+                    report((node.name, matched, deleted))
+                    if stop.is_set():
+                        return
+                return
+            except targets.REDIS_FAULTS:
+                if not self.follows_failover:
+                    raise
+                node = targets.wait_for_new_primary(self.target, FAILOVER_WAIT_S)
+                report((node.name, 0, 0))
+
+
+def _node_steps(target, pattern, scan_count, batch, mode) -> list[NodeSteps]:
+    deleting = scan_unlink_in_steps if mode == "steps" else scan_unlink
+    shape = targets.shape(target)
+    # A cluster node refuses a multi-key UNLINK across slots: one key per UNLINK there.
+    batch = 1 if shape == addresses.CLUSTER else batch
+    return [
+        NodeSteps(target, node, pattern, scan_count, batch, deleting, shape == addresses.SENTINEL)
+        for node in targets.primaries(target)
+    ]
+
+
 @audited_action("cache.invalidate_pattern")
 def invalidate_pattern(
     target: str,
@@ -376,9 +452,11 @@ def invalidate_pattern(
 ) -> dict[str, Any]:
     """UNLINK every key of `target` matching the glob `pattern`; returns the figures.
 
-    `mode` "steps" (the default, CACHE_INVALIDATE_MODE) runs each SCAN step and its
-    UNLINKs server-side; "pipeline" pipelines SCAN and UNLINK from here (for a Redis
-    where EVAL is disabled). Both block Redis for one COUNT-sized step at a time.
+    Every primary (one, or each of a cluster's) is walked in parallel, each in bounded
+    steps: `mode` "steps" (the default, CACHE_INVALIDATE_MODE) runs each SCAN step and
+    its UNLINKs server-side; "pipeline" pipelines SCAN and UNLINK from here (for a Redis
+    where EVAL is disabled). Either blocks a node for one COUNT-sized step at a time.
+    On a Sentinel target the run follows a failover to the promoted replica.
 
     Keys are gone for good: they come back as the product reloads them (or a warmer).
     If Redis goes away midway, it raises TargetUnavailable naming how many were deleted,
@@ -387,8 +465,7 @@ def invalidate_pattern(
     scan_count = scan_count or conf.get("CACHE_SCAN_COUNT")
     batch = batch or conf.get("CACHE_UNLINK_BATCH")
     mode = mode or conf.get("CACHE_INVALIDATE_MODE")
-    deleting = scan_unlink_in_steps if mode == "steps" else scan_unlink
-    client = targets.connect(target)
+    steps = _node_steps(target, pattern, scan_count, batch, mode)
     with audit.record(
         actor, "cache.invalidate_pattern", f"{target}:{pattern}", run=run, pattern=pattern
     ) as event:
@@ -396,17 +473,23 @@ def invalidate_pattern(
         figures.update(
             target=target, matched=0, deleted=0, rounds=0, scan_count=scan_count, mode=mode
         )
+        figures["nodes"] = {each.node.name: 0 for each in steps}
         started = time.perf_counter()
-        try:
-            for matched, deleted in deleting(client, pattern, scan_count, batch):
+
+        def on_steps(done: list[tuple[str, int, int]]) -> None:
+            for node, matched, deleted in done:
                 figures["matched"] += matched
                 figures["deleted"] += deleted
-                figures["rounds"] += 1
-                figures["seconds"] = round(time.perf_counter() - started, 3)
-                figures["rate"] = round(figures["deleted"] / max(figures["seconds"], 1e-6))
-                if progress:
-                    progress(figures)
-        except targets.REDIS_FAULTS as exc:
+                figures["nodes"][node] = figures["nodes"].get(node, 0) + deleted
+            figures["rounds"] += len(done)
+            figures["seconds"] = round(time.perf_counter() - started, 3)
+            figures["rate"] = round(figures["deleted"] / max(figures["seconds"], 1e-6))
+            if progress:
+                progress(figures)
+
+        try:
+            parallel.walk_all([each.run for each in steps], on_steps)
+        except (*targets.REDIS_FAULTS, targets.TargetUnavailable) as exc:
             raise targets.TargetUnavailable(
                 f"Redis target {target} went away after {figures['deleted']:,} keys were "
                 f"deleted: {type(exc).__name__}: {exc}"

@@ -34,26 +34,52 @@ def show(value: bytes | str) -> str:
     return value.decode("utf-8", errors="backslashreplace")
 
 
+PAGE_SIZES = (50, 100, 500)
+
+
 def search(
-    target: str, pattern: str = "*", cursor: int = 0, page_size: int = 50, max_rounds: int = 50
+    target: str,
+    pattern: str = "*",
+    cursor: int = 0,
+    page_size: int = 50,
+    max_rounds: int = 50,
+    listed_before: int = 0,
 ) -> dict[str, Any]:
     """One page of keys matching `pattern`: SCAN … MATCH … COUNT 1000 until a page is full
-    (or `max_rounds` round trips), then TYPE, PTTL and MEMORY USAGE for those keys only."""
-    client = targets.connect(target)
-    found: list[bytes] = []
+    (or `max_rounds` round trips), then TYPE, PTTL and MEMORY USAGE for those keys only.
+
+    On a cluster the primaries are walked one after the other behind one combined cursor:
+    `node cursor × number of primaries + node index` (so on one node it is Redis' own)."""
+    primaries = targets.primaries(target)
+    index, node_cursor = cursor % len(primaries), cursor // len(primaries)
+    found: list[tuple[targets.Node, list[bytes]]] = []
+    listed = 0
     try:
         for _ in range(max_rounds):
-            cursor, keys = client.scan(cursor, match=pattern, count=1000)
-            found.extend(keys)
-            if cursor == 0 or len(found) >= page_size:
+            node = primaries[index]
+            node_cursor, keys = node.client.scan(node_cursor, match=pattern, count=1000)
+            found.append((node, keys))
+            listed += len(keys)
+            if node_cursor == 0:
+                index += 1
+            if index == len(primaries) or listed >= page_size:
                 break
-        rows = describe(client, found)
+        rows = [row for node, keys in found for row in describe(node.client, keys, node.name)]
+        total = sum(int(node.client.dbsize()) for node in primaries)
     except targets.REDIS_FAULTS as exc:
         raise targets.unavailable(target, exc) from exc
-    return {"keys": rows, "cursor": int(cursor), "done": cursor == 0}
+    done = index == len(primaries)
+    return {
+        "keys": rows,
+        "cursor": 0 if done else int(node_cursor) * len(primaries) + index,
+        "done": done,
+        "listed_so_far": listed_before + len(rows),
+        "total_keys": total,
+        "nodes": len(primaries),
+    }
 
 
-def describe(client, keys: list[bytes]) -> list[dict[str, Any]]:
+def describe(client, keys: list[bytes], node: str = "") -> list[dict[str, Any]]:
     """TYPE, PTTL and MEMORY USAGE of a page of keys in one pipeline (a key that expired
     since the SCAN comes back as type "none" and is marked gone)."""
     pipe = client.pipeline(transaction=False)
@@ -74,6 +100,7 @@ def describe(client, keys: list[bytes]) -> list[dict[str, Any]]:
                 "ttl": ttl_text(pttl) if kind != "none" else "expired",
                 "size": size if isinstance(size, int) else None,
                 "gone": kind == "none",
+                "node": node,
             }
         )
     return rows

@@ -25,20 +25,66 @@ def _redis(target: str):
     return targets.connect(target)
 
 
+SUMMED = (
+    "keyspace_hits",
+    "keyspace_misses",
+    "used_memory",
+    "used_memory_peak",
+    "maxmemory",
+    "evicted_keys",
+    "expired_keys",
+    "ops_per_sec",
+    "keys",
+    "keys_with_ttl",
+)
+
+
 def server_stats(target: str) -> dict[str, Any]:
-    """INFO figures and the newest SLOWLOG entries of `target` (one INFO, one SLOWLOG)."""
-    client = _redis(target)
+    """INFO figures and the newest SLOWLOG entries of every node of `target` (one INFO and
+    one SLOWLOG per node), with the target's totals: counters summed over the primaries
+    (replicas hold copies), clients over every node."""
     try:
-        info = client.info()
-        slowlog = client.slowlog_get(10)
+        nodes = [node_stats(node) for node in targets.nodes(target)]
+        shape = targets.describe(target)
     except targets.REDIS_FAULTS as exc:
         raise targets.unavailable(target, exc) from exc
-    hits, misses = int(info.get("keyspace_hits", 0)), int(info.get("keyspace_misses", 0))
-    db_index = client.connection_pool.connection_kwargs.get("db", 0)
-    keyspace = info.get(f"db{db_index}") or {}
+    primaries = [row for row in nodes if row["role"] == "primary"]
+    totals = {name: sum(row[name] for row in primaries) for name in SUMMED}
+    hits, misses = totals["keyspace_hits"], totals["keyspace_misses"]
+    first = primaries[0]
     return {
         "target": target,
         "url": targets.display_url(target),
+        "shape": shape,
+        "version": first["version"],
+        "uptime_s": min(row["uptime_s"] for row in nodes),
+        **totals,
+        "hit_rate": hits / (hits + misses) if hits + misses else None,
+        "maxmemory_policy": first["maxmemory_policy"],
+        "connected_clients": sum(row["connected_clients"] for row in nodes),
+        "replication_lag_s": max((row["lag_s"] or 0 for row in nodes), default=0),
+        "slowlog": sorted(
+            (entry for row in nodes for entry in row["slowlog"]),
+            key=lambda entry: entry["at"],
+            reverse=True,
+        )[:SLOWLOG_ENTRIES],
+        "nodes": nodes,
+    }
+
+
+SLOWLOG_ENTRIES = 10
+
+
+def node_stats(node: targets.Node) -> dict[str, Any]:
+    """One server's INFO figures, replication state and slow log."""
+    info = node.client.info()
+    slowlog = node.client.slowlog_get(SLOWLOG_ENTRIES)
+    hits, misses = int(info.get("keyspace_hits", 0)), int(info.get("keyspace_misses", 0))
+    db_index = node.client.connection_pool.connection_kwargs.get("db", 0)
+    keyspace = info.get(f"db{db_index}") or {}
+    return {
+        "node": node.name,
+        "role": node.role,
         "version": info.get("redis_version", "?"),
         "uptime_s": int(info.get("uptime_in_seconds", 0)),
         "hit_rate": hits / (hits + misses) if hits + misses else None,
@@ -54,8 +100,15 @@ def server_stats(target: str) -> dict[str, Any]:
         "connected_clients": int(info.get("connected_clients", 0)),
         "keys": int(keyspace.get("keys", 0)),
         "keys_with_ttl": int(keyspace.get("expires", 0)),
+        # SLOWLOG entries carry no database: on a server shared with other databases
+        # they may be theirs (the page says so).
+        "other_databases": sorted(
+            name for name in info if name.startswith("db") and name != f"db{db_index}"
+        ),
+        **_replication(info),
         "slowlog": [
             {
+                "node": node.name,
                 "id": entry.get("id"),
                 "at": datetime.fromtimestamp(entry.get("start_time", 0), UTC),
                 "duration_us": entry.get("duration"),
@@ -64,6 +117,29 @@ def server_stats(target: str) -> dict[str, Any]:
             for entry in slowlog
         ],
     }
+
+
+def _replication(info: dict[str, Any]) -> dict[str, Any]:
+    """A replica's lag behind its primary: seconds since it last heard from it, and
+    replication-stream bytes not yet applied (from the primary's view, when it is one)."""
+    if info.get("role") == "slave":
+        return {
+            "lag_s": int(info.get("master_last_io_seconds_ago", 0)),
+            "link": info.get("master_link_status", "?"),
+            "replicas": [],
+        }
+    offset = int(info.get("master_repl_offset", 0))
+    replicas = [
+        {
+            "address": f"{value.get('ip')}:{value.get('port')}",
+            "state": value.get("state"),
+            "lag_s": int(value.get("lag", 0)),
+            "lag_bytes": max(0, offset - int(value.get("offset", 0))),
+        }
+        for name, value in info.items()
+        if name.startswith("slave") and isinstance(value, dict)
+    ]
+    return {"lag_s": None, "link": None, "replicas": replicas}
 
 
 def _printable(value: bytes | str) -> str:
@@ -82,36 +158,62 @@ def namespace_of(key: bytes) -> str | None:
 
 
 def discover_namespaces(target: str, sample: int | None = None) -> dict[str, Any]:
-    """Sample the keyspace with a bounded SCAN (hash order, so a uniform sample) and
-    estimate per namespace: keys, memory (MEMORY USAGE on a few keys) and TTL spread."""
+    """Sample the keyspace with a bounded SCAN on each primary (hash order, so a uniform
+    sample; the sample shared out among them) and estimate per namespace: keys, memory
+    (MEMORY USAGE on a few keys) and TTL spread."""
     sample = sample or conf.get("CACHE_DISCOVERY_SAMPLE")
-    client = _redis(target)
     started = time.perf_counter()
+    primaries = targets.primaries(target)
     try:
-        total = int(client.dbsize())
-        cursor, scanned, groups = 0, 0, {}
-        while True:
-            cursor, keys = client.scan(cursor, count=1000)
-            for key in keys:
-                namespace = namespace_of(key)
-                if namespace is not None:
-                    groups.setdefault(namespace, []).append(key)
-            scanned += len(keys)
-            if cursor == 0 or scanned >= sample:
-                break
-        complete = cursor == 0
-        rows = _measure(client, groups, scanned, total, complete)
+        found = [_discover_on(node.client, sample // len(primaries)) for node in primaries]
     except targets.REDIS_FAULTS as exc:
         raise targets.unavailable(target, exc) from exc
     return {
         "target": target,
+        "scanned": sum(part["scanned"] for part in found),
+        "total_keys": sum(part["total_keys"] for part in found),
+        "complete": all(part["complete"] for part in found),
+        "seconds": round(time.perf_counter() - started, 3),
+        "taken_at": time.time(),
+        "namespaces": _merge([part["namespaces"] for part in found]),
+    }
+
+
+def _discover_on(client, sample: int) -> dict[str, Any]:
+    total = int(client.dbsize())
+    cursor, scanned, groups = 0, 0, {}
+    while True:
+        cursor, keys = client.scan(cursor, count=1000)
+        for key in keys:
+            namespace = namespace_of(key)
+            if namespace is not None:
+                groups.setdefault(namespace, []).append(key)
+        scanned += len(keys)
+        if cursor == 0 or scanned >= sample:
+            break
+    complete = cursor == 0
+    return {
         "scanned": scanned,
         "total_keys": total,
         "complete": complete,
-        "seconds": round(time.perf_counter() - started, 3),
-        "taken_at": time.time(),
-        "namespaces": rows,
+        "namespaces": _measure(client, groups, scanned, total, complete),
     }
+
+
+def _merge(per_node: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per namespace from each node's rows (keys, memory and TTL buckets add up)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for rows in per_node:
+        for row in rows:
+            into = merged.setdefault(
+                row["namespace"],
+                {"namespace": row["namespace"], "keys": 0, "memory": 0, "ttl": {}},
+            )
+            into["keys"] += row["keys"]
+            into["memory"] += row["memory"]
+            for bucket, n in row["ttl"].items():
+                into["ttl"][bucket] = into["ttl"].get(bucket, 0) + n
+    return sorted(merged.values(), key=lambda row: row["keys"], reverse=True)
 
 
 def _measure(client, groups: dict[str, list[bytes]], scanned: int, total: int, complete: bool):
@@ -213,34 +315,43 @@ def refresh_namespaces(target: str) -> dict[str, Any]:
 # --- history -----------------------------------------------------------------
 
 
+SNAPSHOT_FIELDS = (
+    "keyspace_hits",
+    "keyspace_misses",
+    "used_memory",
+    "used_memory_peak",
+    "maxmemory",
+    "ops_per_sec",
+    "evicted_keys",
+    "expired_keys",
+    "keys",
+    "connected_clients",
+)
+
+
 def take_snapshot(target: str) -> StatsSnapshot:
-    """Store one StatsSnapshot row for `target` (the history charts read these)."""
+    """Store one StatsSnapshot row for the whole `target` (the history charts read these)
+    and, when it has more than one server, one per node. Returns the target's row."""
     stats = server_stats(target)
-    previous = StatsSnapshot.objects.filter(target=target).order_by("-taken_at").first()
-    hit_rate = stats["hit_rate"]
-    if previous and stats["keyspace_hits"] >= previous.keyspace_hits:
-        hits = stats["keyspace_hits"] - previous.keyspace_hits
-        misses = stats["keyspace_misses"] - previous.keyspace_misses
+    if len(stats["nodes"]) > 1:
+        for row in stats["nodes"]:
+            _snapshot(target, row["node"], row)
+    return _snapshot(target, "", stats)
+
+
+def _snapshot(target: str, node: str, figures: dict[str, Any]) -> StatsSnapshot:
+    previous = StatsSnapshot.objects.filter(target=target, node=node).order_by("-taken_at").first()
+    hit_rate = figures["hit_rate"]
+    if previous and figures["keyspace_hits"] >= previous.keyspace_hits:
+        hits = figures["keyspace_hits"] - previous.keyspace_hits
+        misses = figures["keyspace_misses"] - previous.keyspace_misses
         hit_rate = hits / (hits + misses) if hits + misses > 0 else None
     return StatsSnapshot.objects.create(
         target=target,
+        node=node,
         taken_at=timezone.now(),
         hit_rate=hit_rate,
-        **{
-            field: stats[field]
-            for field in (
-                "keyspace_hits",
-                "keyspace_misses",
-                "used_memory",
-                "used_memory_peak",
-                "maxmemory",
-                "ops_per_sec",
-                "evicted_keys",
-                "expired_keys",
-                "keys",
-                "connected_clients",
-            )
-        },
+        **{field: figures[field] for field in SNAPSHOT_FIELDS},
     )
 
 
@@ -267,6 +378,9 @@ def snapshot_all() -> dict[str, Any]:
     return outcome
 
 
-def history(target: str, hours: int = 24) -> QuerySet:
+def history(target: str, hours: int = 24, node: str = "") -> QuerySet:
+    """The target's snapshots (or one node's) of the last `hours`, oldest first."""
     since = timezone.now() - timedelta(hours=hours)
-    return StatsSnapshot.objects.filter(target=target, taken_at__gte=since).order_by("taken_at")
+    return StatsSnapshot.objects.filter(target=target, node=node, taken_at__gte=since).order_by(
+        "taken_at"
+    )

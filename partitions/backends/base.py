@@ -20,6 +20,10 @@ TIME_TYPES = {
 }
 
 
+CONSENT_LOSE_UNIQUENESS = "lose uniqueness"
+NULL_KEY_CHOICES = ("refuse", "lose_uniqueness")
+
+
 class PlanRefused(Exception):
     """The table cannot be migrated as asked; the message tells the operator why."""
 
@@ -90,6 +94,15 @@ class MigrationOptions:
     batch_rows: int = 50_000
     throttle_ms: int = 0
     premake: int = 3
+    # Catch-up and lock (PostgreSQL): changes applied per replay round, the backlog
+    # under which the swap (or swap back) takes its lock, and how long it waits for it.
+    # NULL partition keys on a table with a primary key (PostgreSQL): "refuse", or
+    # "lose_uniqueness" with `consent` typed as CONSENT_LOSE_UNIQUENESS.
+    null_keys: str = "refuse"
+    consent: str = ""
+    replay_batch: int = 5_000
+    lock_backlog: int = 200
+    lock_timeout_ms: int = 500
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MigrationOptions":

@@ -27,8 +27,8 @@ from django.conf import settings
 from partitions.warehouses import ExtensionMissing
 from partitions.warehouses.postgres import open_warehouse, require_extension
 
-from . import parsing, pg, pg_partitioned, selection, workload, writecost
-from .candidates import Catalog, candidates, expand_views
+from . import index_elements, parsing, pg, pg_partitioned, selection, workload, writecost
+from .candidates import Catalog, bundles, candidates, expand_views
 
 MAX_RESELECTIONS = 4  # choose again without the not-worth-it ones, at most this often
 HEURISTIC_MIN_ROWS = 10_000
@@ -94,6 +94,7 @@ class Suggestion:
     method: str = "hypopg"  # or "heuristic" when hypopg is missing
     relkind: str = "r"  # "p": a partitioned table, built ON ONLY + per partition
     writes: writecost.IndexWrites | None = None
+    together_with: list[str] = field(default_factory=list)  # an OR's BitmapOr needs these too
 
     @property
     def saved(self) -> float:
@@ -112,7 +113,7 @@ class Suggestion:
 
     @property
     def create_statement(self) -> str:
-        cols = ", ".join(_quote(c) for c in self.columns)
+        cols = index_elements.elements_sql(self.columns).as_string(None)
         target = f"{_quote(self.schema)}.{_quote(self.table)}"
         if self.partitioned:
             # CONCURRENTLY is refused on a partitioned table: the apply job builds
@@ -143,6 +144,7 @@ class Suggestion:
         data["create_statement"] = self.create_statement
         data["saved"] = round(self.saved, 2)
         data["worth_it"] = self.worth_it
+        data["partitioned"] = self.partitioned
         return data
 
 
@@ -179,7 +181,9 @@ class Advice:
         return {
             "warehouse": self.warehouse,
             "method": "hypopg" if self.hypopg else "heuristic",
+            "hypopg": self.hypopg,
             "analysed": self.analysed,
+            "chosen_percent": round(self.chosen_percent, 1),
             "workload_ms": round(self.workload_ms, 3),
             "chosen_share": round(self.chosen_share, 4),
             "saved_share": round(self.saved_share, 4),
@@ -196,8 +200,9 @@ def _quote(name: str) -> str:
 
 
 def index_name(table: str, columns: list[str]) -> str:
-    """PostgreSQL's own naming style, shortened with a hash to fit 63 bytes."""
-    name = f"{table}_{'_'.join(columns)}_idx"
+    """PostgreSQL's own naming style (an expression named by its function, a pattern
+    operator class as `_pattern`), shortened with a hash to fit 63 bytes."""
+    name = f"{table}_{'_'.join(index_elements.name_part(c) for c in columns)}_idx"
     if len(name.encode()) <= 63:
         return name
     digest = hashlib.sha1(name.encode()).hexdigest()[:8]
@@ -240,9 +245,16 @@ def _hypothetical(conn, table: dict, columns: Sequence[str]) -> int:
 
 
 def _price(conn, text: str, parameters: int, table: dict, columns: tuple[str, ...]) -> tuple:
-    size = _hypothetical(conn, table, columns)
+    cost, sizes = _price_together(conn, text, parameters, [(table, columns)])
+    return cost, sizes[0]
+
+
+def _price_together(conn, text: str, parameters: int, indexes: list) -> tuple[float, list]:
+    """The statement's cost with these hypothetical indexes all present, and each one's
+    estimated size."""
     try:
-        return plan_cost(conn, text, parameters), size
+        sizes = [_hypothetical(conn, table, columns) for table, columns in indexes]
+        return plan_cost(conn, text, parameters), sizes
     finally:
         pg.drop_hypothetical_indexes(conn)
 
@@ -254,10 +266,11 @@ def _price_wider(conn, priced: list, texts: dict, tables: dict, sizes: dict, mar
     for statement in priced:
         row, parameters = texts[statement.queryid]
         for wide in list(sizes):
-            if wide in statement.cost_with:
+            if selection.is_bundle(wide) or wide in statement.cost_with:
                 continue
             led = any(
-                key[:2] == wide[:2]
+                not selection.is_bundle(key)
+                and key[:2] == wide[:2]
                 and len(key[2]) < len(wide[2])
                 and wide[2][: len(key[2])] == key[2]
                 for key in statement.cost_with
@@ -345,59 +358,102 @@ def _advise_workload(conn, catalog: Catalog, chosen: list, rows: list, advice, o
     priced: list[selection.Priced] = []
     texts: dict[int, tuple[dict, int]] = {}
     tables: dict[selection.Key, dict] = {}
-    sizes: dict[selection.Key, int] = {}
+    sizes: dict = {}  # per candidate (an index, or a bundle: their sum)
+    index_sizes: dict[selection.Key, int] = {}
+    blind: set[int] = set()  # statements with an expression candidate hypopg cannot price
     for row, shape in chosen:
         found = _price_statement(conn, catalog, row, shape, advice, options)
         if found is None:
             continue
         before, options_priced = found
+        if _expression_hypopg_cannot_see(shape, catalog, options_priced):
+            blind.add(row["queryid"])
         texts[row["queryid"]] = (row, shape.parameters)
         statement = selection.Priced(row["queryid"], max(row["calls"], 1), before)
-        for table, columns, cost, size in options_priced:
-            key = (table["schema"], table["table"], columns)
-            tables[key], sizes[key] = table, size
+        for indexes, cost, each_size in options_priced:
+            keys = tuple((t["schema"], t["table"], columns) for t, columns in indexes)
+            tables.update(zip(keys, (t for t, _ in indexes), strict=True))
+            index_sizes.update(zip(keys, each_size, strict=True))
+            key = keys if len(keys) > 1 else keys[0]
+            sizes[key] = sum(each_size)
             if cost < before:
                 statement.cost_with[key] = cost
         priced.append(statement)
     _price_wider(conn, priced, texts, tables, sizes, options.margin)
     writes = writecost.WriteCosts(conn, rows, options.index_write_cost)
     by_id = {p.queryid: p for p in priced}
-    excluded: set[selection.Key] = set()
+    excluded: set = set()
     for _ in range(MAX_RESELECTIONS):
         picked = selection.choose(priced, sizes, options.budget(), options.margin, excluded)
-        suggestions = [_suggestion(c, tables[c.key], texts, by_id, writes) for c in picked]
-        costly = [s for s in suggestions if not s.worth_it]
+        built = [
+            (c.key, _suggestions(c, tables, index_sizes, texts, by_id, writes)) for c in picked
+        ]
+        costly = [(key, made) for key, made in built if not _worth_building(made)]
         if not costly:
             break
-        advice.not_worth_it.extend(costly)
-        excluded |= {(s.schema, s.table, tuple(s.columns)) for s in costly}
+        advice.not_worth_it.extend(s for _, made in costly for s in made)
+        excluded |= {key for key, _ in costly}
+    suggestions = [s for _, made in built for s in made]
     advice.suggestions = sorted(suggestions, key=lambda s: -s.saved)
     workload_cost = sum(p.calls * p.cost_before for p in priced)
-    advice.saved_share = sum(s.saved for s in advice.suggestions) / workload_cost if priced else 0
-    _explain_unserved(priced, texts, advice, excluded, options)
+    saved = sum(made[0].saved for _, made in built)  # a bundle's members share one saving
+    advice.saved_share = saved / workload_cost if priced else 0
+    _explain_unserved(priced, texts, advice, excluded, options, blind)
 
 
-def _suggestion(chosen, table: dict, texts: dict, by_id: dict, writes) -> Suggestion:
-    schema, name, columns = chosen.key
-    suggestion = Suggestion(
-        schema=schema,
-        table=name,
-        columns=list(columns),
-        name=index_name(name, list(columns)),
-        size_bytes=chosen.size_bytes,
-        relkind=table["relkind"],
-    )
-    for queryid, cost in chosen.serves.items():
-        row, _ = texts[queryid]
-        before = by_id[queryid].cost_before
-        suggestion.helps.append(
-            Helped(queryid, row["query"], before, cost, row["calls"], row["mean_ms"])
+def _worth_building(made: list[Suggestion]) -> bool:
+    """An index (or a bundle, all together) saves at least what its writes cost."""
+    if any(s.writes is None for s in made):
+        return True
+    return made[0].saved >= sum(s.writes.cost for s in made)
+
+
+def _suggestions(
+    chosen, tables: dict, index_sizes: dict, texts: dict, by_id: dict, writes
+) -> list[Suggestion]:
+    """One suggestion per index of the chosen candidate (a bundle: each names the others
+    it is only worth building with), each listing the statements the candidate serves."""
+    keys = selection.members(chosen.key)
+    names = [index_name(name, list(columns)) for _, name, columns in keys]
+    made = []
+    for (schema, name, columns), own_name in zip(keys, names, strict=True):
+        table = tables[(schema, name, columns)]
+        suggestion = Suggestion(
+            schema=schema,
+            table=name,
+            columns=list(columns),
+            name=own_name,
+            size_bytes=index_sizes[(schema, name, columns)],
+            relkind=table["relkind"],
+            together_with=[n for n in names if n != own_name],
         )
-    suggestion.writes = writes.for_index(table, list(columns))
-    return suggestion
+        for queryid, cost in chosen.serves.items():
+            row, _ = texts[queryid]
+            before = by_id[queryid].cost_before
+            suggestion.helps.append(
+                Helped(queryid, row["query"], before, cost, row["calls"], row["mean_ms"])
+            )
+        suggestion.writes = writes.for_index(table, list(columns))
+        made.append(suggestion)
+    return made
 
 
-def _explain_unserved(priced: list, texts: dict, advice, excluded: set, options) -> None:
+def _expression_hypopg_cannot_see(shape, catalog: Catalog, options_priced: list) -> bool:
+    """Whether an expression candidate is on a relation other than the statement's first
+    one: hypopg matches a hypothetical expression index only there (it keeps the
+    expression numbered for the first relation), so its price says nothing."""
+    first = catalog.table(shape.tables[0]) if shape.tables else None
+    for indexes, _, _ in options_priced:
+        for table, columns in indexes:
+            expression = any(index_elements.is_expression(c) for c in columns)
+            if expression and (first is None or table["oid"] != first["oid"]):
+                return True
+    return False
+
+
+def _explain_unserved(
+    priced: list, texts: dict, advice, excluded: set, options, blind: set[int]
+) -> None:
     """A "why not" line for each priced statement no chosen index serves."""
     served = {h.queryid for s in advice.suggestions for h in s.helps}
     for statement in priced:
@@ -418,6 +474,11 @@ def _explain_unserved(priced: list, texts: dict, advice, excluded: set, options)
                 "the planner prefers its current plan at this selectivity: no candidate "
                 f"cuts cost {statement.cost_before:.1f} by {options.margin:.0%}"
             )
+            if statement.queryid in blind:
+                reason += (
+                    "; an expression index on a table after the statement's first (or under "
+                    "a view) cannot be priced by hypopg: try it with EXPLAIN once built"
+                )
         advice.why_not.append(Skipped(statement.queryid, row["query"], reason))
 
 
@@ -430,14 +491,14 @@ def _price_statement(
     candidates_found = _candidates_or_why_not(conn, catalog, row, shape, advice, options)
     if candidates_found is None:
         return None
-    before, options_found = candidates_found
+    before, options_found, groups = candidates_found
     priced = []
-    for table, columns in options_found:
+    for indexes in [[option] for option in options_found] + groups:
         try:
-            cost, size = _price(conn, text, shape.parameters, table, columns)
+            cost, size = _price_together(conn, text, shape.parameters, indexes)
         except psycopg.Error:
             continue  # e.g. a column type with no b-tree operator class: not a candidate
-        priced.append((table, columns, cost, size))
+        priced.append((indexes, cost, size))
     return before, priced
 
 
@@ -452,7 +513,10 @@ def _candidates_or_why_not(conn, catalog, row, shape, advice, options) -> tuple 
     expand_views(shape, catalog)
     unfit: list[str] = []
     options_found = candidates(shape, catalog, unfit)
-    if not options_found:
+    groups = bundles(shape, catalog, unfit)
+    options_found += [g[0] for g in groups if len(g) == 1 and g[0] not in options_found]
+    groups = [g for g in groups if len(g) > 1]
+    if not options_found and not groups:
         why_not(_nothing_to_index(shape, unfit))
         return None
     try:
@@ -463,7 +527,7 @@ def _candidates_or_why_not(conn, catalog, row, shape, advice, options) -> tuple 
     if before < options.min_cost:
         why_not(f"plan already cheap: cost {before:.1f} is under the floor {options.min_cost:g}")
         return None
-    return before, options_found
+    return before, options_found, groups
 
 
 def _advise_heuristically(conn, catalog: Catalog, chosen: list, advice, options) -> None:
@@ -473,7 +537,7 @@ def _advise_heuristically(conn, catalog: Catalog, chosen: list, advice, options)
         candidates_found = _candidates_or_why_not(conn, catalog, row, shape, advice, options)
         if candidates_found is None:
             continue
-        before, options_found = candidates_found
+        before, options_found, _ = candidates_found  # OR bundles need hypopg's pricing
         scanned = _seq_scanned(plan_of(conn, row["query"], shape.parameters)["Plan"])
         outcome = _heuristic(catalog, row, shape, options_found, before, scanned)
         if outcome is None:
@@ -500,8 +564,7 @@ def _nothing_to_index(shape: parsing.Shape, unfit: list[str]) -> str:
     if unfit:
         return unfit[0]
     if shape.unindexable:
-        column = shape.unindexable[0].column
-        return f"a function or LIKE pattern on {column}: a plain index cannot serve it"
+        return shape.unindexable[0].reason
     if shape.equality or shape.ranges or shape.joins or shape.order_by:
         return "already indexed: an existing index starts with the filtered columns"
     return "no filter, join or order an index could serve"

@@ -26,7 +26,7 @@ from opsconsole.confirmation import require_typed
 from opsconsole.roles import has_role
 from partitions.warehouses.postgres import open_warehouse
 
-from . import pg, pg_partitioned
+from . import index_elements, pg, pg_partitioned
 from .advisor import index_name
 from .errors import ConfirmationMismatch, QueriesError
 
@@ -142,7 +142,9 @@ def _check_target(
     found = pg.resolve_table(conn, schema, table)
     if found is None or found["schema"] != schema:
         raise QueriesError(f"Table {schema}.{table} does not exist.")
-    missing = [c for c in columns if c not in pg.table_columns(conn, found["oid"])]
+    existing = pg.table_columns(conn, found["oid"])
+    read = [c for element in columns for c in index_elements.columns_of(element)]
+    missing = [c for c in dict.fromkeys(read) if c not in existing]
     if missing:
         raise QueriesError(f"{schema}.{table} has no column {', '.join(missing)}.")
     if not resuming and pg.index_state(conn, schema, name) is not None:

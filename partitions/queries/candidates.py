@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from . import parsing, pg, workload
+from . import index_elements, parsing, pg, workload
 
 MAX_INDEX_COLUMNS = 3
 MAX_VIEW_DEPTH = 8  # views over views: deeper than this is a cycle or a pathology
@@ -35,6 +35,7 @@ class Catalog:
         self._columns: dict[int, list[str]] = {}
         self._stats: dict[int, dict] = {}
         self._indexes: dict[int, list[dict]] = {}
+        self._patterns: dict[tuple[int, str], str | None] = {}
 
     def table(self, ref: parsing.TableRef) -> dict | None:
         key = (ref.schema, ref.name)
@@ -93,13 +94,33 @@ class Catalog:
         return -n * max(table["reltuples"], 1) if n < 0 else n
 
     def covered(self, table: dict, columns: tuple[str, ...]) -> str | None:
-        """The existing valid plain b-tree index that starts with these columns."""
+        """The existing valid b-tree index (not partial) that starts with these columns
+        (expressions and operator classes compared as pg_get_indexdef prints them)."""
+        wanted = [index_elements.canonical(c) for c in columns]
         for index in self.indexes(table):
-            plain = index["method"] == "btree" and not index["is_partial"]
-            usable = plain and index["is_valid"] and not index["has_expressions"]
-            if usable and tuple(index["columns"][: len(columns)]) == columns:
+            usable = index["method"] == "btree" and not index["is_partial"] and index["is_valid"]
+            elements = index_elements.of_definition(index["definition"])
+            if usable and elements[: len(wanted)] == wanted:
                 return index["name"]
         return None
+
+    def pattern_element(self, table: dict, column: str) -> str | None:
+        """The index element a `LIKE 'prefix%'` on the column needs: the plain column
+        under the C collation, else the column with its type's pattern operator class;
+        None for a column of another type."""
+        if (table["oid"], column) not in self._patterns:
+            opclass = pg.pattern_opclass(self.conn, table["oid"], column)
+            self._patterns[(table["oid"], column)] = opclass
+        opclass = self._patterns[(table["oid"], column)]
+        if opclass is None:
+            return None
+        if opclass == "":
+            return column
+        return index_elements.split(f"{_quoted(column)} {opclass}")[0]
+
+
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
 
 
 def expand_views(shape: parsing.Shape, catalog: Catalog) -> None:
@@ -120,6 +141,7 @@ def expand_views(shape: parsing.Shape, catalog: Catalog) -> None:
         shape.equality.extend(body.equality)
         shape.ranges.extend(body.ranges)
         shape.joins.extend(body.joins)
+        shape.join_pairs.extend(body.join_pairs)
         shape.unindexable.extend(body.unindexable)
 
 
@@ -145,6 +167,18 @@ def _owner(
     return next(iter(owners.values())) if len(owners) == 1 else None
 
 
+def _element(use: parsing.ColumnUse, owner: tuple[dict, str], catalog: Catalog) -> str | None:
+    """The index element that serves this use of the owner's column: the column, the
+    expression over it, or the column with a pattern operator class (LIKE 'abc%')."""
+    table, column = owner
+    if use.expression is not None:
+        # read through a view under another name: the expression's text would not match
+        return use.expression if column == use.column else None
+    if use.prefix:
+        return catalog.pattern_element(table, column)
+    return column
+
+
 def candidates(
     shape: parsing.Shape, catalog: Catalog, unfit: list[str] | None = None
 ) -> list[tuple[dict, tuple[str, ...]]]:
@@ -161,15 +195,18 @@ def candidates(
                 unfit.append(reason)
             return None
         return per_table.setdefault(
-            table["oid"], {"table": table, "eq": [], "range": [], "join": [], "order": []}
+            table["oid"],
+            {"table": table, "eq": [], "range": [], "join": [], "order": [], "join_keys": {}},
         )
 
     for kind, uses in (("eq", shape.equality), ("range", shape.ranges), ("join", shape.joins)):
         for use in uses:
             owner = _owner(use, shape, catalog)
             entry = slot(owner[0]) if owner is not None else None
-            if entry is not None and owner[1] not in entry[kind]:
-                entry[kind].append(owner[1])
+            element = _element(use, owner, catalog) if entry is not None else None
+            if element is not None and element not in entry[kind]:
+                entry[kind].append(element)
+    _join_keys(shape, catalog, per_table)
     ordered = [_owner(use, shape, catalog) for use, _ in shape.order_by]
     order_tables = {o[0]["oid"] for o in ordered if o is not None}
     one_table = ordered and None not in ordered and len(order_tables) == 1
@@ -179,12 +216,19 @@ def candidates(
     found: list[tuple[dict, tuple[str, ...]]] = []
     for entry in per_table.values():
         table = entry["table"]
-        eq = sorted(entry["eq"], key=lambda c: -catalog.distinct_values(table, c))
+        eq = sorted(
+            entry["eq"],
+            key=lambda c: -catalog.distinct_values(table, index_elements.columns_of(c)[0]),
+        )
         options = [(c,) for c in eq + entry["range"] + entry["join"]]
         if len(eq) > 1:
             options.append(tuple(eq[:MAX_INDEX_COLUMNS]))
         if eq and entry["range"]:
             options.append(tuple(eq[: MAX_INDEX_COLUMNS - 1]) + (entry["range"][0],))
+        for key in entry["join_keys"].values():
+            if len(key) > 1:  # a multi-column join key: one lookup on all of it
+                by_selectivity = sorted(key, key=lambda c: -catalog.distinct_values(table, c))
+                options.append(tuple(by_selectivity[:MAX_INDEX_COLUMNS]))
         if entry["order"]:
             tail = [c for c in entry["order"] if c not in eq]
             options.append(tuple((eq + tail)[:MAX_INDEX_COLUMNS]))
@@ -197,3 +241,47 @@ def candidates(
             elif columns:
                 found.append((table, columns))
     return found
+
+
+def _join_keys(shape: parsing.Shape, catalog: Catalog, per_table: dict) -> None:
+    """Group each table's join columns by the relation they are joined to: `l.a = p.a
+    AND l.b = p.b` is one lookup on (a, b), which one index serves better than either
+    column (and whose row estimate the planner gets from both)."""
+    for left, right in shape.join_pairs:
+        for mine, other in ((left, right), (right, left)):
+            owner, other_owner = _owner(mine, shape, catalog), _owner(other, shape, catalog)
+            if owner is None or other_owner is None or owner[0]["oid"] not in per_table:
+                continue
+            if other_owner[0]["oid"] == owner[0]["oid"] and other.table == mine.table:
+                continue  # a column compared with another of the same row
+            group = (other_owner[0]["oid"], other.table)
+            keys = per_table[owner[0]["oid"]]["join_keys"].setdefault(group, [])
+            if owner[1] not in keys:
+                keys.append(owner[1])
+
+
+def bundles(
+    shape: parsing.Shape, catalog: Catalog, unfit: list[str] | None = None
+) -> list[list[tuple[dict, tuple[str, ...]]]]:
+    """For each OR across columns, the indexes its BitmapOr needs (one per branch not
+    already served by an existing index), to be priced together; a group with a branch
+    on a relation that gets no index, or that cannot be resolved, gives nothing."""
+    unfit = [] if unfit is None else unfit
+    groups = []
+    for uses in shape.any_of:
+        needed: list[tuple[dict, tuple[str, ...]]] = []
+        for use in uses:
+            owner = _owner(use, shape, catalog)
+            reason = catalog.unfit(owner[0]) if owner is not None else "unresolved"
+            element = _element(use, owner, catalog) if reason is None else None
+            if element is None:
+                if reason not in (None, "unresolved") and reason not in unfit:
+                    unfit.append(reason)
+                break
+            if catalog.covered(owner[0], (element,)) is None:
+                needed.append((owner[0], (element,)))
+        else:
+            unique = {(t["oid"], c): (t, c) for t, c in needed}
+            if unique:
+                groups.append(list(unique.values()))
+    return groups

@@ -102,6 +102,10 @@ def run_workload(conn: psycopg.Connection, schema: str, rounds: int = 6) -> int:
             lambda: [f"customer{random.randint(1, 3000)}@example.com"],
         ),
         ("SELECT count(*) FROM {s}.orders WHERE note LIKE %s", lambda: ["%77%"]),
+        (  # a case-insensitive lookup: an expression index serves it
+            "SELECT id, status FROM {s}.orders WHERE lower(note) = lower(%s)",
+            lambda: [f"Order {random.randint(1, 40_000)}"],
+        ),
         ("SELECT count(*) FROM {s}.orders WHERE status = %s", lambda: ["paid"]),
     ]
     # Sequential scans without parallel workers: what a busy OLTP box does anyway.

@@ -6,6 +6,7 @@ from django.conf import settings
 from opsconsole.confirmation import confirmation_error
 from partitions import warehouses
 
+from . import index_elements
 from .slow import ORDERS
 
 MAX_IDENTIFIER = 63
@@ -31,13 +32,21 @@ class WarehouseField(forms.ChoiceField):
 
 
 class ColumnsField(forms.Field):
-    """Index columns, in order: "a, b" from a page, or a list from a re-run's params."""
+    """Index columns, in order: "a, lower(b), c text_pattern_ops" from a page (read with
+    pglast: expressions and pattern operator classes as the advisor suggests them), or
+    a list from a re-run's params."""
 
     def to_python(self, value):
         if value in (None, ""):
             return []
-        parts = value if isinstance(value, list | tuple) else str(value).split(",")
-        return [clean_identifier(str(c), "column") for c in parts if str(c).strip()]
+        if isinstance(value, list | tuple):
+            parts = [str(c) for c in value]
+        else:
+            try:
+                parts = index_elements.split(str(value))
+            except index_elements.InvalidIndexElement as exc:
+                raise forms.ValidationError(f"Columns: {exc}.") from None
+        return [clean_identifier(c, "column") for c in parts if c.strip()]
 
     def validate(self, value):
         super().validate(value)

@@ -24,3 +24,28 @@ class StatementSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.warehouse}:{self.queryid} at {self.taken_at:%Y-%m-%d %H:%M}"
+
+
+class IndexAnalysis(models.Model):
+    """The index advisor's last result for one warehouse and one set of options. The
+    page serves it (a Celery task computes it, one at a time per row), so a request
+    never waits on the advisor's EXPLAINs; the CLI still computes directly."""
+
+    warehouse = models.CharField(max_length=64)
+    options_key = models.CharField(max_length=64)  # sha256 of the options as sorted JSON
+    options = models.JSONField(default=dict)
+    advice = models.JSONField(null=True, blank=True)  # advisor.Advice.as_dict()
+    error = models.TextField(blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    took_s = models.FloatField(null=True, blank=True)
+    refreshing_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["warehouse", "options_key"], name="queries_one_analysis_per_options"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.warehouse} index analysis at {self.computed_at}"

@@ -9,8 +9,11 @@ import pglast
 from pglast import ast, enums
 from pglast.visitors import Visitor
 
+from .index_elements import expression_text
+
 EQUALITY_OPS = {"="}
 RANGE_OPS = {"<", "<=", ">", ">="}
+LIKE_OPS = {"~~", "~~*", "!~~", "!~~*"}  # LIKE, ILIKE, NOT LIKE, NOT ILIKE
 
 
 class UnparsableStatement(ValueError):
@@ -30,10 +33,21 @@ class TableRef:
 
 @dataclass(frozen=True)
 class ColumnUse:
-    """A column of a table reference, as a statement uses it."""
+    """A column of a table reference, as a statement uses it: plainly, inside an
+    expression an index could hold (`lower(email) = $1`), or as a LIKE prefix."""
 
     table: TableRef | None  # None: unqualified and several tables in FROM
-    column: str
+    column: str  # the (first) column read
+    expression: str | None = None  # the expression as an index element, qualifiers dropped
+    prefix: bool = False  # `LIKE 'abc%'`: served by a pattern operator class
+
+
+@dataclass(frozen=True)
+class Unindexable:
+    """A filter no b-tree index can serve, with the one-line reason an operator reads."""
+
+    use: ColumnUse
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -60,8 +74,10 @@ class Shape:
     equality: list[ColumnUse] = field(default_factory=list)
     ranges: list[ColumnUse] = field(default_factory=list)
     joins: list[ColumnUse] = field(default_factory=list)
+    join_pairs: list[tuple[ColumnUse, ColumnUse]] = field(default_factory=list)  # a = b
     order_by: list[tuple[ColumnUse, bool]] = field(default_factory=list)  # (column, descending)
-    unindexable: list[ColumnUse] = field(default_factory=list)  # LIKE, functions of a column
+    unindexable: list[Unindexable] = field(default_factory=list)
+    any_of: list[tuple[ColumnUse, ...]] = field(default_factory=list)  # OR across columns
     read_only: bool = False  # a plain SELECT: no locking clause, INTO, or writing CTE
     outputs: dict[str, ColumnUse | None] = field(default_factory=dict)  # a SELECT's columns
     set_columns: list[str] = field(default_factory=list)  # the columns an UPDATE sets
@@ -230,6 +246,9 @@ def _select(
     for quals in join_quals:
         _where(quals, visible, shape, ctes)
     _where(stmt.whereClause, visible, shape, ctes)
+    for target in stmt.targetList or ():  # scalar subqueries in the select list
+        if isinstance(target, ast.ResTarget):
+            _subquery(target.val, visible, shape, ctes)
     outputs = _outputs(stmt, visible)
     if top:  # only the statement's own ORDER BY is an order an index can give
         _order_by(stmt, visible, shape)
@@ -308,9 +327,14 @@ def _unqualified(column: str, scope: Scope) -> ColumnUse | None:
 
 
 def _is_value(node) -> bool:
-    """A constant or parameter (possibly cast): something an index can look up."""
+    """A constant or parameter, possibly cast or computed without a column or subquery
+    (`lower($1)`, `$1::date + 7`): something known before the scan, an index can look up."""
     if isinstance(node, ast.TypeCast):
         return _is_value(node.arg)
+    if isinstance(node, ast.FuncCall | ast.A_Expr):
+        subqueries = _Finder(ast.SubLink)
+        subqueries(node)
+        return not _column_refs(node) and not subqueries.found
     return isinstance(node, ast.A_Const | ast.ParamRef)
 
 
@@ -327,6 +351,8 @@ def _where(node, tables: Scope, shape: Shape, ctes: dict) -> None:
     for conj in _conjuncts(node):
         if isinstance(conj, ast.A_Expr):
             _comparison(conj, tables, shape)
+            _subquery(conj.lexpr, tables, shape, ctes)
+            _subquery(conj.rexpr, tables, shape, ctes)
         elif isinstance(conj, ast.SubLink) and isinstance(conj.subselect, ast.SelectStmt):
             # EXISTS / IN (SELECT ...): the subquery's own filters, with the outer
             # tables visible for its correlated comparisons.
@@ -338,16 +364,119 @@ def _where(node, tables: Scope, shape: Shape, ctes: dict) -> None:
             column = _column(conj.arg, tables)
             if column is not None and conj.nulltesttype == enums.NullTestType.IS_NULL:
                 shape.equality.append(column)
+        elif isinstance(conj, ast.BoolExpr) and conj.boolop == enums.BoolExprType.OR_EXPR:
+            _or(conj, tables, shape, ctes)
+
+
+def _subquery(node, tables: Scope, shape: Shape, ctes: dict) -> None:
+    """A scalar subquery (`col = (SELECT …)`, `SELECT (SELECT …)`): its own filters count."""
+    if isinstance(node, ast.SubLink) and isinstance(node.subselect, ast.SelectStmt):
+        _select(node.subselect, shape, ctes, tables)
+
+
+def _or(node: ast.BoolExpr, tables: Scope, shape: Shape, ctes: dict) -> None:
+    """`a = 1 OR a = 2` is a list of equalities on one column (one index serves it). An
+    OR across columns needs a BitmapOr, which only an index on every branch gives: it
+    is kept in `any_of` (the advisor prices the indexes together, all or nothing), with
+    the reason no single index serves it."""
+    branches = []
+    for arg in node.args:
+        branch = Shape(kind=shape.kind, parameters=shape.parameters)
+        _where(arg, tables, branch, ctes)
+        branches.append(branch)
+    firsts = [(b.equality + b.ranges)[:1] for b in branches]
+    uses = {use[0] for use in firsts if use}
+    if len(uses) == 1 and all(firsts):
+        (use,) = uses
+        shape.equality.append(use)
+        return
+    if all(firsts):
+        shape.any_of.append(tuple(use[0] for use in firsts))
+    columns = sorted({u.column for u in uses})
+    if columns:
+        reason = (
+            f"OR across columns {', '.join(columns)}: a BitmapOr needs an index on every "
+            "branch, and no one index serves it"
+        )
+        shape.unindexable.append(Unindexable(next(iter(uses)), reason))
+
+
+def _operand(node, scope: Scope) -> ColumnUse | None:
+    """A comparison's side as something an index could hold: a column, or a function
+    of one table's columns with constant arguments (an expression index)."""
+    column = _column(node, scope)
+    if column is not None or not isinstance(node, ast.FuncCall):
+        return column
+    refs = _column_refs(node)
+    if not refs or _has_parameter(node):
+        return None
+    uses = [_column(ref, scope) for ref in refs]
+    if any(u is None or u.expression for u in uses) or len({u.table for u in uses}) != 1:
+        return None
+    if any(u.column != _last_name(ref) for u, ref in zip(uses, refs, strict=True)):
+        return None  # read through a CTE or subquery under another name
+    text = expression_text(node)
+    return ColumnUse(uses[0].table, uses[0].column, expression=text) if text else None
+
+
+class _Finder(Visitor):
+    def __init__(self, kind):
+        self.kind, self.found = kind, []
+
+    def visit(self, ancestors, node):
+        if isinstance(node, self.kind):
+            self.found.append(node)
+
+
+def _column_refs(node) -> list:
+    finder = _Finder(ast.ColumnRef)
+    finder(node)
+    return finder.found
+
+
+def _has_parameter(node) -> bool:
+    finder = _Finder(ast.ParamRef)
+    finder(node)
+    return bool(finder.found)
+
+
+def _like(expr: ast.A_Expr, tables: Scope, shape: Shape) -> None:
+    """`col LIKE 'abc%'` is a range on col (with a pattern operator class unless the
+    collation is C); anything else a b-tree cannot serve gets its reason."""
+    column = _column(expr.lexpr, tables)
+    if column is None:
+        return
+    op = expr.name[-1].sval
+    pattern = expr.rexpr.arg if isinstance(expr.rexpr, ast.TypeCast) else expr.rexpr
+    constant = isinstance(pattern, ast.A_Const) and isinstance(pattern.val, ast.String)
+    literal = pattern.val.sval if constant else None
+    if op != "~~":
+        reason = f"ILIKE or NOT LIKE on {column.column}: a b-tree cannot serve it"
+    elif literal is None:
+        reason = (
+            f"LIKE with a $n pattern on {column.column}: an index serves only a constant "
+            "prefix ('abc%'), and the statement's text does not say which"
+        )
+    elif not literal or literal[0] in "%_":
+        reason = (
+            f"leading-wildcard LIKE on {column.column}: a b-tree cannot serve it "
+            "(a pg_trgm GIN index could)"
+        )
+    else:
+        shape.ranges.append(ColumnUse(column.table, column.column, prefix=True))
+        return
+    shape.unindexable.append(Unindexable(column, reason))
 
 
 def _comparison(expr: ast.A_Expr, tables: Scope, shape: Shape) -> None:
     op = expr.name[-1].sval if expr.name else ""
     kind = expr.kind
-    left, right = _column(expr.lexpr, tables), _column(expr.rexpr, tables)
-    if kind in (enums.A_Expr_Kind.AEXPR_LIKE, enums.A_Expr_Kind.AEXPR_ILIKE):
-        if left is not None:
-            shape.unindexable.append(left)  # default b-tree opclasses cannot serve LIKE
+    if kind in (enums.A_Expr_Kind.AEXPR_LIKE, enums.A_Expr_Kind.AEXPR_ILIKE) or (
+        kind == enums.A_Expr_Kind.AEXPR_OP and op in LIKE_OPS  # as pg_get_viewdef prints it
+    ):
+        _like(expr, tables, shape)
         return
+    left, right = _operand(expr.lexpr, tables), _operand(expr.rexpr, tables)
     if kind == enums.A_Expr_Kind.AEXPR_IN and left is not None:
         shape.equality.append(left)
         return
@@ -360,16 +489,13 @@ def _comparison(expr: ast.A_Expr, tables: Scope, shape: Shape) -> None:
     if kind != enums.A_Expr_Kind.AEXPR_OP:
         return
     if left is not None and right is not None:
-        if op in EQUALITY_OPS:
+        if op in EQUALITY_OPS and not (left.expression or right.expression):
             shape.joins.extend([left, right])
+            shape.join_pairs.append((left, right))
         return
     column, other = (left, expr.rexpr) if left is not None else (right, expr.lexpr)
     if column is None:
-        for side in (expr.lexpr, expr.rexpr):
-            if isinstance(side, ast.FuncCall):
-                for arg in side.args or ():
-                    if (inner := _column(arg, tables)) is not None:
-                        shape.unindexable.append(inner)
+        _functions_of_columns(expr, tables, shape)
         return
     if not _is_value(other):
         return
@@ -377,3 +503,15 @@ def _comparison(expr: ast.A_Expr, tables: Scope, shape: Shape) -> None:
         shape.equality.append(column)
     elif op in RANGE_OPS:
         shape.ranges.append(column)
+
+
+def _functions_of_columns(expr: ast.A_Expr, tables: Scope, shape: Shape) -> None:
+    """A function of a column no expression index could hold (a `$n` argument, say)."""
+    for side in (expr.lexpr, expr.rexpr):
+        if not isinstance(side, ast.FuncCall):
+            continue
+        for ref in _column_refs(side):
+            if (inner := _column(ref, tables)) is not None:
+                why = "with a $n argument" if _has_parameter(side) else "the index cannot hold"
+                reason = f"a function of {inner.column} ({why}): a plain index cannot serve it"
+                shape.unindexable.append(Unindexable(inner, reason))

@@ -12,6 +12,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from . import index_elements
+
 # --- pg_stat_statements -------------------------------------------------------
 
 STATEMENT_ORDER = {
@@ -218,6 +220,30 @@ def table_columns(conn: psycopg.Connection, oid: int) -> list[str]:
     return [r["attname"] for r in rows]
 
 
+def pattern_opclass(conn: psycopg.Connection, oid: int, column: str) -> str | None:
+    """The operator class a `LIKE 'prefix%'` on the column needs: "" when the column's
+    collation is C or POSIX (the default one serves it), the type's *_pattern_ops for
+    text, varchar and char, None for any other type."""
+    row = conn.execute(
+        """
+        SELECT CASE
+            WHEN COALESCE(NULLIF(co.collname, 'default'), d.datcollate) IN ('C', 'POSIX')
+                THEN ''
+            WHEN t.typname = 'text' THEN 'text_pattern_ops'
+            WHEN t.typname = 'varchar' THEN 'varchar_pattern_ops'
+            WHEN t.typname = 'bpchar' THEN 'bpchar_pattern_ops'
+            END AS opclass
+        FROM pg_attribute a
+        JOIN pg_type t ON t.oid = a.atttypid
+        LEFT JOIN pg_collation co ON co.oid = a.attcollation
+        JOIN pg_database d ON d.datname = current_database()
+        WHERE a.attrelid = %s AND a.attname = %s AND NOT a.attisdropped
+        """,
+        [oid, column],
+    ).fetchone()
+    return None if row is None else row["opclass"]
+
+
 def column_stats(conn: psycopg.Connection, schema: str, table: str) -> dict[str, dict]:
     """pg_stats per column: n_distinct (negative = fraction of rows), null_frac."""
     rows = conn.execute(
@@ -301,7 +327,8 @@ def foreign_keys(conn: psycopg.Connection, *, schema: str | None = None) -> list
 def index_statement(
     schema: str, table: str, columns: Sequence[str], *, name: str | None = None, concurrently=False
 ) -> sql.Composed:
-    """CREATE INDEX [CONCURRENTLY] [name] ON schema.table (columns)."""
+    """CREATE INDEX [CONCURRENTLY] [name] ON schema.table (columns); a column may be an
+    expression or carry a pattern operator class (see index_elements)."""
     parts = [sql.SQL("CREATE INDEX")]
     if concurrently:
         parts.append(sql.SQL("CONCURRENTLY"))
@@ -309,7 +336,7 @@ def index_statement(
         parts.append(sql.Identifier(name))
     parts.append(
         sql.SQL("ON {} ({})").format(
-            sql.Identifier(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns))
+            sql.Identifier(schema, table), index_elements.elements_sql(columns)
         )
     )
     return sql.SQL(" ").join(parts)

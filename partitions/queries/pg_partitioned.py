@@ -9,6 +9,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from . import index_elements
+
 
 def is_partitioned(conn: psycopg.Connection, schema: str, table: str) -> bool:
     row = conn.execute(
@@ -48,7 +50,7 @@ def create_index_on_only(
         sql.SQL("CREATE INDEX {} ON ONLY {} ({})").format(
             sql.Identifier(name),
             sql.Identifier(schema, table),
-            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            index_elements.elements_sql(columns),
         )
     )
 

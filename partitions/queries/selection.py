@@ -7,12 +7,30 @@ chosen give) per byte of index is taken, as long as it halves (by the margin) so
 statement's current cost and fits the budget (indexes in all, per table, total
 bytes). Then a chosen index that is a prefix of another chosen one is folded into
 the wider one when the wider still gives each of its statements the required cut.
+
+A candidate may be a bundle: indexes that serve a statement only together (an OR across
+columns needs a BitmapOr over an index per branch). It is priced, budgeted and taken as
+one, all or nothing.
 Pure computation: nothing here talks to a database.
 """
 
 from dataclasses import dataclass, field
 
 Key = tuple[str, str, tuple[str, ...]]  # (schema, table, columns)
+Bundle = tuple[Key, ...]  # indexes taken together
+
+
+def members(candidate: "Key | Bundle") -> tuple[Key, ...]:
+    """The indexes a candidate stands for: itself, or a bundle's members."""
+    return candidate if is_bundle(candidate) else (candidate,)
+
+
+def is_bundle(candidate) -> bool:
+    return isinstance(candidate[0], tuple)
+
+
+def index_count(taken) -> int:
+    return sum(len(members(c)) for c in taken)
 
 
 @dataclass
@@ -51,7 +69,7 @@ def choose(
     excluded = excluded or set()
     current = {s.queryid: s.cost_before for s in statements}
     taken: list[Key] = []
-    while len(taken) < budget.max_indexes:
+    while index_count(taken) < budget.max_indexes:
         best = _best_next(statements, sizes, budget, margin, current, taken, excluded)
         if best is None:
             break
@@ -66,9 +84,12 @@ def choose(
 def _best_next(statements, sizes, budget, margin, current, taken, excluded) -> Key | None:
     best, best_score = None, 0.0
     used = sum(sizes[k] for k in taken)
+    built = {m for k in taken for m in members(k)}
     for key in sizes:
         if key in taken or key in excluded or not _fits(key, sizes, budget, taken, used):
             continue
+        if built & set(members(key)):
+            continue  # an index already taken, alone or in a bundle: not taken twice
         gain, halves = 0.0, False
         for s in statements:
             after = s.cost_with.get(key)
@@ -82,10 +103,15 @@ def _best_next(statements, sizes, budget, margin, current, taken, excluded) -> K
     return best
 
 
-def _fits(key: Key, sizes, budget: Budget, taken: list[Key], used: int) -> bool:
-    on_table = sum(1 for k in taken if k[:2] == key[:2])
-    if on_table >= budget.max_per_table:
+def _fits(key, sizes, budget: Budget, taken: list, used: int) -> bool:
+    if index_count(taken) + len(members(key)) > budget.max_indexes:
         return False
+    built = [m for k in taken for m in members(k)]
+    for member in members(key):
+        on_table = sum(1 for k in built if k[:2] == member[:2])
+        new_on_table = sum(1 for m in members(key) if m[:2] == member[:2])
+        if on_table + new_on_table > budget.max_per_table:
+            return False
     return budget.max_total_bytes is None or used + sizes[key] <= budget.max_total_bytes
 
 
@@ -93,11 +119,13 @@ def _fold_prefixes(statements: list[Priced], taken: list[Key], margin: float) ->
     """Drop a chosen index whose columns lead a wider chosen one on the same table when
     the wider one gives every statement the narrower serves the required cut."""
     kept = list(taken)
-    for narrow in sorted(taken, key=lambda k: len(k[2])):
+    singles = [k for k in taken if not is_bundle(k)]
+    for narrow in sorted(singles, key=lambda k: len(k[2])):
         wider = [
             k
             for k in kept
-            if k[:2] == narrow[:2]
+            if not is_bundle(k)
+            and k[:2] == narrow[:2]
             and len(k[2]) > len(narrow[2])
             and k[2][: len(narrow[2])] == narrow[2]
         ]

@@ -4,7 +4,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from . import slow
+from . import analyses, slow
 
 
 @shared_task(name="queries.snapshot_statements")
@@ -18,3 +18,9 @@ def first_snapshot_on_worker_start(**kwargs) -> None:
     install, not after the first hourly beat."""
     if settings.SNAPSHOTS_ON_WORKER_START:
         snapshot_statements.delay()
+
+
+@shared_task(name=analyses.ANALYSE_TASK)
+def analyse_indexes(analysis_id: int) -> dict:
+    analysis = analyses.refresh(analysis_id)
+    return {"analysis": analysis.pk, "took_s": analysis.took_s, "error": analysis.error}

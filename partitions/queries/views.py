@@ -5,7 +5,7 @@ import uuid
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from jobs import runner
 from jobs.models import Run
@@ -14,7 +14,7 @@ from opsconsole.roles import has_role, role_required
 from partitions import warehouses
 from partitions.warehouses import WarehouseError
 
-from . import activity, advisor, apply, bigquery, drops, health, slow
+from . import activity, advisor, analyses, apply, bigquery, drops, health, index_elements, slow
 from .explain import explain_statement
 from .forms import ConfirmForm, ExplainForm, IndexAdvisorForm, SlowFilterForm
 
@@ -186,13 +186,19 @@ def indexes(request):
 
 
 @role_required("viewer")
+@require_http_methods(["GET", "POST"])
 def index_report(request):
-    """The suggestions and index-health partial (loaded by htmx: it runs EXPLAINs)."""
+    """The suggestions and index-health partial (loaded by htmx). Suggestions come from
+    the last analysis of these options; a stale or missing one, or a POST (re-analyse),
+    starts one in a worker and the partial polls until it is there."""
     warehouse = _warehouse(request)
-    context = {"warehouse": warehouse, "error": ""}
+    context = {"warehouse": warehouse, "error": "", "query": request.GET.urlencode()}
     options = IndexAdvisorForm(request.GET).options()
+    analysis = analyses.current(warehouse or "", options)
+    if request.method == "POST" or not analyses.is_fresh(analysis):
+        analyses.request_refresh(analysis)
+    context["analysis"], context["advice"] = analysis, analysis.advice
     try:
-        context["advice"] = advisor.suggest_indexes(warehouse or "", **options)
         context["health"] = health.index_health(warehouse or "", schema=options["containing"])
         context["drops"] = drops.drop_suggestions(
             warehouse or "", schema=options["containing"], report=context["health"]
@@ -210,7 +216,10 @@ def apply_index(request):
     """GET: the preview with the CREATE INDEX statement; POST: start the job."""
     source = request.POST if request.method == "POST" else request.GET
     params = {key: source.get(key, "") for key in APPLY_FIELDS}
-    columns = [c.strip() for c in params["columns"].split(",") if c.strip()]
+    try:  # "lower(email), seen": expressions hold commas, pglast reads the list
+        columns = index_elements.split(params["columns"])
+    except index_elements.InvalidIndexElement:
+        columns = []  # the form says why when it is posted
     preview = advisor.Suggestion(
         schema=params["schema"],
         table=params["table"],

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import psycopg
 from django.conf import settings
 
-from . import parsing, workload
+from . import index_elements, parsing, workload
 
 INDEX_ENTRY_COST = 0.01  # per inserted row: like cpu_tuple_cost, a cached descent
 HOT_BREAK_COST = 1.0  # per index entry an updated indexed column adds: a page written
@@ -63,7 +63,8 @@ class WriteCosts:
 
     def for_index(self, table: dict, columns: list[str]) -> IndexWrites:
         stats = self._stats.setdefault(table["oid"], workload.write_stats(self.conn, table["oid"]))
-        updated = [c for c in columns if (table["oid"], c) in self._set_rows]
+        read = dict.fromkeys(c for e in columns for c in index_elements.columns_of(e))
+        updated = [c for c in read if (table["oid"], c) in self._set_rows]
         updated_rows = max((self._set_rows[(table["oid"], c)] for c in updated), default=0)
         hot_share = stats["hot_updates"] / stats["updates"] if stats["updates"] else 1.0
         entries_per_update = 1 + stats["indexes"] * hot_share  # HOT lost: every index

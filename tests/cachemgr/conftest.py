@@ -10,6 +10,7 @@ import redis
 
 from cachemgr import targets
 from cachemgr.client import META, Cache
+from cachemgr.localservers import LocalCluster, LocalSentinel
 from jobs.models import Run
 
 FINISHED = ("succeeded", "failed", "cancelled", "timed_out", "lost")
@@ -109,7 +110,7 @@ def own_redis(settings):
     settings.CACHE_TARGETS = {**settings.CACHE_TARGETS, "own": server.url}
     yield server
     server.stop()
-    targets._POOLS.pop(server.url, None)
+    targets.forget(server.url)
 
 
 @pytest.fixture
@@ -118,7 +119,56 @@ def down_target(settings):
     url = f"redis://127.0.0.1:{_free_port()}/0"
     settings.CACHE_TARGETS = {**settings.CACHE_TARGETS, "down": url}
     yield "down"
-    targets._POOLS.pop(url, None)
+    targets.forget(url)
+
+
+@pytest.fixture(scope="session")
+def cluster_servers():
+    """A real 3-primary Redis Cluster for the whole session."""
+    cluster = LocalCluster(3)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def sentinel_servers():
+    """A real primary + replica + Sentinel for the whole session (never failed over)."""
+    group = LocalSentinel("cache")
+    yield group
+    group.stop()
+
+
+@pytest.fixture
+def cluster(settings, cluster_servers):
+    """Target "cluster": the session's cluster, emptied after the test."""
+    settings.CACHE_TARGETS = {**settings.CACHE_TARGETS, "cluster": cluster_servers.url}
+    yield "cluster"
+    for node in cluster_servers.nodes:
+        node.client.flushall()
+
+
+@pytest.fixture
+def sentinel(settings, sentinel_servers):
+    """Target "sentinel": the session's Sentinel service (db 0), emptied after the test."""
+    settings.CACHE_TARGETS = {**settings.CACHE_TARGETS, "sentinel": sentinel_servers.url()}
+    yield "sentinel"
+    sentinel_servers.primary.client.flushall()
+
+
+@pytest.fixture(params=["cluster", "sentinel"])
+def shape(request):
+    """Each test using it runs once against the cluster and once against Sentinel."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def failing_sentinel(settings):
+    """Target "failover": a Sentinel group of this test's own (its primary gets killed)."""
+    group = LocalSentinel("failover")
+    settings.CACHE_TARGETS = {**settings.CACHE_TARGETS, "failover": group.url()}
+    yield group
+    targets.forget(group.url())
+    group.stop()
 
 
 def wait_for(run: Run, statuses=FINISHED, timeout: float = 30.0) -> Run:

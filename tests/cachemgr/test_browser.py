@@ -3,6 +3,7 @@ pattern is previewed, confirmed by typing and deleted by a run the page follows.
 
 import pytest
 
+from cachemgr import targets
 from tests.browser import log_in, page  # noqa: F401
 
 from .conftest import count
@@ -38,3 +39,42 @@ def test_it_invalidates_a_pattern_from_the_browser(page, celery_worker, make_use
     page.wait_for_selector(".badge:has-text('succeeded')", timeout=30_000)
     assert count(scratch.redis, f"{p}web:*") == 0
     assert scratch.redis.exists(f"{p}keep") == 1
+
+
+def test_a_cluster_target_from_the_browser(page, celery_worker, make_user, cluster):  # noqa: F811
+    """Stats, keys, pattern invalidation, exact analysis and advice on a real cluster."""
+    client = targets.connect(cluster)
+    client.mset_nonatomic({f"web:{i}": i for i in range(1500)} | {"keep:1": 1})
+    make_user("admin", username="cluster-admin")
+    log_in(page, "cluster-admin", "pw-for-tests-1")
+    page.wait_for_selector("h1:has-text('Dashboard')")
+
+    page.goto(f"/cache/?target={cluster}")
+    page.wait_for_selector("text=cluster with 3 primaries")
+    page.wait_for_selector("h2:has-text('Nodes')")
+
+    page.goto(f"/cache/keys/?target={cluster}&pattern=web:*")
+    page.select_option("select[name=page_size]", "500")
+    page.click("button:has-text('Search')")
+    page.wait_for_selector("text=3 primaries, one cursor")
+    page.click("a:has-text('Next page →') >> nth=-1")  # the link below the table
+    page.wait_for_selector("text=listed so far")
+
+    page.goto(f"/cache/invalidate/?target={cluster}")
+    page.fill("input[name=pattern]", "web:*")
+    page.click("button:has-text('Preview')")
+    page.wait_for_selector("text=First matches")
+    page.fill("input[name=confirm]", "web:*")
+    page.click("button:has-text('Delete matching keys')")
+    page.wait_for_selector(".badge:has-text('succeeded')", timeout=30_000)
+    assert sum(node.client.dbsize() for node in targets.primaries(cluster)) == 1
+
+    page.goto(f"/cache/analysis/?target={cluster}")
+    page.click("button:has-text('Analyse cluster now')")
+    page.wait_for_selector(".badge:has-text('succeeded')", timeout=30_000)
+    page.goto(f"/cache/analysis/?target={cluster}")
+    page.wait_for_selector("td a:has-text('keep')")
+    page.wait_for_selector(".bar")
+
+    page.goto(f"/cache/advice/?target={cluster}")
+    page.wait_for_selector("text=MEMORY DOCTOR")

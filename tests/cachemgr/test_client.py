@@ -3,7 +3,10 @@
 import threading
 import time
 
+import pytest
+
 from cachemgr.client import Cache, read_counters
+from cachemgr.localservers import free_port
 
 
 def test_it_namespaces_keys_with_their_version(scratch):
@@ -153,6 +156,18 @@ def test_it_falls_back_to_the_loader_when_redis_is_unreachable(down_target, sett
     assert cache.delete("profile", 3) == 0
     assert cache.bump_namespace is not None
     assert cache._pending  # errors wait in-process until Redis is back
+
+
+@pytest.mark.parametrize("scheme", ["redis-cluster", "redis-sentinel"])
+def test_a_cluster_or_sentinel_that_is_down_is_a_fault_not_an_error(scheme):
+    """The product starts and serves from its loader while the cache is away."""
+    url = f"{scheme}://127.0.0.1:{free_port()}" + ("/svc/0" if scheme == "redis-sentinel" else "")
+    cache = Cache(url, socket_timeout=0.3, counters_flush_s=0)
+    assert cache.get_or_set("profile", 1, lambda: "from db") == "from db"
+    assert cache.get("profile", 1) == "from db"
+    assert cache.set("profile", 2, "x") is False
+    cache.flush_counters()  # kept in-process, not raised
+    assert cache._pending
 
 
 def test_it_counts_hits_misses_stale_hits_and_errors_per_minute(scratch):

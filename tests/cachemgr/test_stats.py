@@ -4,6 +4,7 @@ import time
 from datetime import timedelta
 
 import pytest
+import redis
 from django.utils import timezone
 
 from cachemgr.client import console_cache
@@ -124,3 +125,25 @@ def test_a_starting_worker_takes_the_first_snapshot(celery_worker, settings, fre
     while not StatsSnapshot.objects.filter(target="main").exists():
         assert time.monotonic() < deadline, "no snapshot within 20 s of the worker's start"
         time.sleep(0.1)
+
+
+@pytest.mark.django_db
+def test_the_stats_page_says_what_the_target_is_and_shows_each_node(
+    client_as, sentinel, sentinel_servers
+):
+    response = client_as("viewer").get("/cache/", {"target": sentinel})
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert f"sentinel service cache, primary {sentinel_servers.primary.address}" in content
+    assert sentinel_servers.replica.address in content and "link up" in content
+
+
+def test_the_slow_log_names_its_server_and_warns_of_other_databases(own_redis):
+    own_redis.client.config_set("slowlog-log-slower-than", 0)
+    other = redis.Redis(port=own_redis.port, db=3)
+    other.set("elsewhere", 1)
+    server = stats.server_stats("own")
+    assert server["slowlog"] and {e["node"] for e in server["slowlog"]} == {
+        f"127.0.0.1:{own_redis.port}"
+    }
+    assert server["nodes"][0]["other_databases"] == ["db3"]

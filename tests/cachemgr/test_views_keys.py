@@ -6,6 +6,7 @@ from uuid import uuid4
 
 import pytest
 
+from cachemgr import targets
 from cachemgr.services import keys
 from opsconsole.models import AuditEvent
 
@@ -150,3 +151,35 @@ def test_it_says_so_when_redis_is_down_or_the_target_is_unknown(client_as, down_
     response = client.get("/cache/", {"target": "atlantis"})
     assert response.status_code == 404
     assert "Unknown cache target" in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("size", [50, 100, 500])
+def test_it_shows_the_page_size_asked_for_and_counts_what_was_listed(client_as, scratch, size):
+    scratch.load([f"{scratch.prefix}size:{i}" for i in range(1200)])
+    response = client_as("viewer").get(
+        "/cache/keys/",
+        {"target": "main", "pattern": f"{scratch.prefix}size:*", "page_size": size, "listed": 7},
+    )
+    page = response.context["page"]
+    assert size <= len(page["keys"]) < size + 1000  # SCAN returns whole COUNT steps
+    assert page["listed_so_far"] == 7 + len(page["keys"])
+    content = response.content.decode()
+    assert content.count("Next page →") == 2  # above and below the table
+    assert f"page_size={size}&cursor={page['cursor']}&listed={page['listed_so_far']}" in content
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_page_size_it_does_not_offer(client_as):
+    response = client_as("viewer").get("/cache/keys/", {"target": "main", "page_size": 7})
+    assert response.status_code == 400
+    assert b"Show 50, 100 or 500 keys per page." in response.content
+
+
+@pytest.mark.django_db
+def test_the_cluster_key_browser_names_each_keys_node(client_as, cluster, cluster_servers):
+    targets.connect(cluster).mset_nonatomic({f"n:{i}": i for i in range(60)})
+    response = client_as("viewer").get("/cache/keys/", {"target": cluster, "page_size": 100})
+    rows = response.context["page"]["keys"]
+    assert {row["node"] for row in rows} == {n.address for n in cluster_servers.nodes}
+    assert b"3 primaries, one cursor" in response.content

@@ -4,6 +4,9 @@ import pytest
 
 from cachemgr import registry as warmers
 from cachemgr.targets import connect
+from tests.oidc_provider.fixtures import oidc_provider  # noqa: F401  (fixture)
+from tests.opsconsole.apiclient import api_as  # noqa: F401  (fixture: a client with a token)
+from tests.opsconsole.receivers import http_receiver, smtp_server  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -7,8 +7,15 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from opsconsole.models import AuditEvent
 
-PUBLIC = {"login", "healthz", "readyz", "metrics"}
-SESSION_ONLY = {"logout"}  # needs a login, no role
+PUBLIC = {
+    "login",
+    "healthz",
+    "readyz",
+    "metrics",
+    "oidc_authentication_init",  # single sign-on: the redirect to the provider and back
+    "oidc_authentication_callback",
+}
+SESSION_ONLY = {"logout", "oidc_logout"}  # needs a login, no role
 
 
 def walk(patterns, prefix="", namespace=None):
@@ -30,7 +37,9 @@ def sample_path(route: str) -> str:
 
 
 ROUTES = list(walk(get_resolver().url_patterns))
-GUARDED = [(n, r, cb) for n, r, cb in ROUTES if n not in PUBLIC | SESSION_ONLY]
+# The JSON API's operations answer 401/403 themselves (tests/opsconsole/test_api_access.py).
+TOKEN_GUARDED = {n for n, _, cb in ROUTES if getattr(cb, "token_guarded", False)}
+GUARDED = [(n, r, cb) for n, r, cb in ROUTES if n not in PUBLIC | SESSION_ONLY | TOKEN_GUARDED]
 MUTATING = [(n, r, cb) for n, r, cb in GUARDED if cb.required_role in ("operator", "admin")]
 
 

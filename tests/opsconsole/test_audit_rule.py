@@ -20,26 +20,30 @@ from django.urls import get_resolver
 from django_celery_beat.models import PeriodicTask
 
 from cachemgr import registry as warmers
-from cachemgr.services import invalidation, keys, warming
+from cachemgr.services import analysis, invalidation, keys, warming
 from jobs import registry as jobs_registry
 from jobs import runner, schedules
 from jobs.models import Run
 from opsconsole import users
+from opsconsole.accounts import services as accounts
 from opsconsole.actions import ACTIONS
 from opsconsole.forms import NewUserForm
 from opsconsole.models import AuditEvent, RunbookRequest
+from opsconsole.notifications import services as notify
 from opsconsole.runbooks import get, register
 from opsconsole.runbooks import services as runbooks
+from opsconsole.tokens import services as tokens
 from partitions import retention, services
 from partitions.queries import activity, apply, drops, slow
 from tests.cachemgr.conftest import scratch  # noqa: F401  (fixture)
 from tests.jobs import testjobs
 from tests.jobs.conftest import release_slow_jobs, wait_for  # noqa: F401  (fixture)
-from tests.partitions.conftest import payments  # noqa: F401  (fixture)
+from tests.partitions.conftest import ACCEPT_NULL_KEYS, payments  # noqa: F401  (fixture)
 from tests.queries.conftest import own_database, shop, warehouses, wh  # noqa: F401  (fixtures)
 
 assert get_resolver().url_patterns  # imports every view, hence every service module
-MONTHLY = {"column": "created_at", "granularity": "month"}
+# The payments fixture has rows without a key: the plan accepts losing uniqueness.
+MONTHLY = {"column": "created_at", "granularity": "month", **ACCEPT_NULL_KEYS}
 
 
 @dataclass
@@ -67,6 +71,10 @@ class World:
 
         self.request.addfinalizer(lambda: warmers.WARMERS.pop(name, None))
         return name
+
+    def channel(self):
+        url = "https://hooks.example.test/rule"
+        return notify.create_channel(self.admin, f"rule-{uuid4().hex[:6]}", "slack", {"url": url})
 
     def key(self) -> bytes:
         key = f"{self.scratch.prefix}k".encode()
@@ -162,6 +170,9 @@ EXAMPLES: dict[str, Callable[[World], Any]] = {
     "cachemgr.services.invalidation.invalidate_pattern": lambda w: invalidation.invalidate_pattern(
         "main", f"{w.scratch.prefix}*", w.operator
     ),
+    "cachemgr.services.analysis.start_analysis": lambda w: analysis.start_analysis(
+        "main", w.operator
+    ),
     "cachemgr.services.invalidation.invalidate_key": lambda w: invalidation.invalidate_key(
         "main", w.key(), w.operator
     ),
@@ -225,6 +236,32 @@ EXAMPLES: dict[str, Callable[[World], Any]] = {
     "opsconsole.users.reset_demo_admin": lambda w: users.reset_demo_admin(
         "cli:rule", f"demo{uuid4().hex[:6]}", None
     ),
+    "opsconsole.tokens.services.create_token": lambda w: tokens.create_token(
+        w.operator, w.operator, "rule", "viewer", 1
+    ),
+    "opsconsole.tokens.services.revoke_token": lambda w: tokens.revoke_token(
+        w.operator, tokens.create_token(w.operator, w.operator, "rule", "viewer", 1).token
+    ),
+    "opsconsole.tokens.services.create_service_account": lambda w: tokens.create_service_account(
+        w.admin, f"svc-{uuid4().hex[:6]}", "viewer"
+    ),
+    "opsconsole.accounts.services.create_sso_user": lambda w: accounts.create_sso_user(
+        "https://idp.example.test", {"sub": uuid4().hex, "preferred_username": "sso-rule"}
+    ),
+    "opsconsole.accounts.services.sync_sso_user": lambda w: accounts.sync_sso_user(
+        w.operator,
+        {"sub": "x", "groups": []},  # no mapped group: the role goes
+    ),
+    "opsconsole.notifications.services.create_channel": lambda w: w.channel(),
+    "opsconsole.notifications.services.set_muted": lambda w: notify.set_muted(
+        w.admin, w.channel().channel, True
+    ),
+    "opsconsole.notifications.services.subscribe": lambda w: notify.subscribe(
+        w.operator, w.operator, w.channel().channel, "run.failed"
+    ),
+    "opsconsole.notifications.services.unsubscribe": lambda w: notify.unsubscribe(
+        w.operator, notify.subscribe(w.operator, w.operator, w.channel().channel, "run.lost")
+    ),
     "opsconsole.runbooks.services.launch": lambda w: runbooks.launch(
         get("health_sweep"), {}, w.operator, confirm="health_sweep"
     ),
@@ -260,6 +297,7 @@ JOB_PARAMS: dict[str, Callable[[World], dict]] = {
         "approval": invalidation.approval_for("main", pattern),
     },
     "cache.warm": lambda w: {"target": "main", "warmer": w.warmer()},
+    "cache.analyze": lambda w: {"target": "main"},
     "partition_migration": lambda w: {"migration_id": w.migration().pk},
     "partition_rollback": lambda w: {"migration_id": w.migration().pk},
     "partition_retention": lambda w: {"dry_run": True},

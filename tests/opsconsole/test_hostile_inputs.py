@@ -205,6 +205,10 @@ def world(make_user, warehouse_of_its_own, settings):
             "migration_id": "1",
             "pid": "1",
             "request_id": "1",
+            "token_id": "1",
+            "target": "main",
+            "channel_id": "1",
+            "subscription_id": "1",
         },
     }
     for key in cache.scan_iter(match=PROBE_KEYS + "*"):

@@ -6,7 +6,7 @@ from opsconsole.models import AuditEvent
 from partitions import services, warehouses
 from partitions.models import Migration, MigrationState
 
-from .conftest import relkind, run_inline, tables_in
+from .conftest import ACCEPT_NULL_KEYS, relkind, run_inline, tables_in
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +15,11 @@ pytestmark = pytest.mark.django_db
 def migrated(payments, make_user):
     admin = make_user("admin")
     migration = services.plan_migration(
-        admin, "main", payments, "payments", {"column": "created_at", "granularity": "month"}
+        admin,
+        "main",
+        payments,
+        "payments",
+        {"column": "created_at", "granularity": "month", **ACCEPT_NULL_KEYS},
     )
     Migration.objects.filter(pk=migration.pk).update(state=MigrationState.RUNNING)
     migration.refresh_from_db()

@@ -47,6 +47,8 @@ def test_an_operator_plans_runs_watches_and_rolls_back_a_migration_in_the_browse
     page.wait_for_selector(f"h1:has-text('{schema}.payments')")
     page.select_option("select[name=column]", "created_at")
     page.select_option("select[name=granularity]", "month")
+    page.select_option("select[name=null_keys]", "lose_uniqueness")  # the fixture has NULL keys
+    page.fill("input[name=consent]", "lose uniqueness")
     # Small batches with a pause between them: the copy lasts a few seconds, long
     # enough for the operator to watch it.
     page.fill("input[name=batch_rows]", "500")

@@ -37,6 +37,10 @@ def test_it_plans_and_refuses_to_run_without_yes_and_reason(payments):
             "created_at",
             "--granularity",
             "week",
+            "--null-keys",
+            "lose_uniqueness",
+            "--consent",
+            "lose uniqueness",
             "--json",
         )
     )
@@ -61,7 +65,12 @@ def test_it_migrates_watches_and_rolls_back_from_the_command_line(
     payments, warehouse_db, celery_worker
 ):
     before = checksum(warehouse_db, payments, "payments")
-    planned = json.loads(cli("plan", payments, "payments", "--column", "created_at", "--json"))
+    with pytest.raises(CommandError, match="rows have no created_at.*lose uniqueness"):
+        cli("plan", payments, "payments", "--column", "created_at")  # refused by default
+    accept = ["--null-keys", "lose_uniqueness", "--consent", "lose uniqueness"]
+    planned = json.loads(
+        cli("plan", payments, "payments", "--column", "created_at", *accept, "--json")
+    )
     migration_id = str(planned["migration_id"])
 
     ran = json.loads(
@@ -72,6 +81,7 @@ def test_it_migrates_watches_and_rolls_back_from_the_command_line(
     status = json.loads(cli("status", migration_id, "--json"))
     assert status[0]["state"] == "succeeded"
     assert {s["status"] for s in status[0]["steps"]} == {"done"}
+    assert status[0]["lock_holds_ms"]["swap"] > 0
 
     back = json.loads(
         cli("rollback", migration_id, "--yes", "--reason", "undo", "--wait", "--json")
@@ -79,3 +89,5 @@ def test_it_migrates_watches_and_rolls_back_from_the_command_line(
     assert back["status"] == "succeeded", back["error"]
     assert relkind(warehouse_db, payments, "payments") == "r"
     assert checksum(warehouse_db, payments, "payments") == before
+    holds = json.loads(cli("status", migration_id, "--json"))[0]["lock_holds_ms"]
+    assert set(holds) == {"swap", "rollback"}

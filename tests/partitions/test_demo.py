@@ -7,6 +7,8 @@ import pytest
 from partitions import backends, demo
 from tests.bigquery import BQ_PROJECT
 
+from .conftest import ACCEPT_NULL_KEYS
+
 
 def test_it_seeds_the_bigquery_demo_table_once(bq_emulator, settings):
     dataset = f"demo_{uuid.uuid4().hex[:8]}"
@@ -38,7 +40,11 @@ def test_it_polls_the_migration_status_only_while_its_run_is_active(client_as, p
 
     client = client_as("operator")
     migration = services.plan_migration(
-        client.user, "main", payments, "payments", {"column": "created_at", "granularity": "month"}
+        client.user,
+        "main",
+        payments,
+        "payments",
+        {"column": "created_at", "granularity": "month", **ACCEPT_NULL_KEYS},
     )
     run = Run.objects.create(name="partition_migration", status=RunStatus.RUNNING, actor_name="t")
     type(migration).objects.filter(pk=migration.pk).update(run=run)

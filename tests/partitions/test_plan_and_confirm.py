@@ -7,11 +7,11 @@ from opsconsole.models import AuditEvent
 from partitions import services
 from partitions.models import Migration, MigrationState
 
-from .conftest import connect
+from .conftest import ACCEPT_NULL_KEYS, connect, create_payments
 
 pytestmark = pytest.mark.django_db
 
-MONTHLY = {"column": "created_at", "granularity": "month"}
+MONTHLY = {"column": "created_at", "granularity": "month", **ACCEPT_NULL_KEYS}
 
 
 def test_it_stores_a_hashed_plan_with_sql_and_rollback_for_every_step(payments, make_user):
@@ -30,6 +30,43 @@ def test_it_stores_a_hashed_plan_with_sql_and_rollback_for_every_step(payments, 
     assert {"view", "foreign key", "sequence"} <= kinds
     event = AuditEvent.objects.get(action="partitions.plan")
     assert event.params["migration_id"] == migration.pk
+
+
+def test_it_refuses_null_keys_unless_the_operator_chooses_to_lose_uniqueness(payments, make_user):
+    operator = make_user("operator")
+    monthly = {"column": "created_at", "granularity": "month"}
+    with pytest.raises(Exception, match="30 rows have no created_at.*Choices") as refused:
+        services.plan_migration(operator, "main", payments, "payments", monthly)
+    assert 'typed "lose uniqueness"' in str(refused.value)
+    chosen = {**monthly, "null_keys": "lose_uniqueness", "consent": "lose uniq"}
+    with pytest.raises(Exception, match='type "lose uniqueness" to confirm'):
+        services.plan_migration(operator, "main", payments, "payments", chosen)
+    assert not Migration.objects.filter(state=MigrationState.PLANNED).exists()
+
+    migration = services.plan_migration(
+        operator, "main", payments, "payments", {**chosen, "consent": "Lose uniqueness"}
+    )
+
+    assert migration.plan["null_keys"] == "lose uniqueness"
+    assert any("you chose to lose uniqueness" in w for w in migration.plan["warnings"])
+    index_sql = next(s for s in migration.plan["steps"] if s["name"] == "index")["sql"]
+    assert not any("PRIMARY KEY" in statement for statement in index_sql)
+
+
+def test_a_nullable_key_without_nulls_keeps_a_primary_key_and_says_so(
+    warehouse_db, pg_schema, make_user
+):
+    create_payments(warehouse_db, pg_schema)  # created_at allows NULL, no row has one
+    migration = services.plan_migration(
+        make_user("operator"),
+        "main",
+        pg_schema,
+        "payments",
+        {"column": "created_at", "granularity": "month"},
+    )
+    assert any("makes it NOT NULL" in w for w in migration.plan["warnings"])
+    index_sql = next(s for s in migration.plan["steps"] if s["name"] == "index")["sql"]
+    assert any("PRIMARY KEY" in statement for statement in index_sql)
 
 
 def test_it_refuses_a_column_that_is_not_a_timestamp(payments, make_user):

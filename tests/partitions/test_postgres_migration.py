@@ -12,6 +12,7 @@ from partitions.backends.postgres import APPLICATION_NAME
 from partitions.models import Migration, MigrationState
 
 from .conftest import (
+    ACCEPT_NULL_KEYS,
     Writer,
     checksum,
     connect,
@@ -25,7 +26,13 @@ pytestmark = pytest.mark.django_db
 
 
 def plan_and_start(actor, schema, table="payments", **options):
-    options = {"column": "created_at", "granularity": "month", "batch_rows": 250, **options}
+    options = {
+        "column": "created_at",
+        "granularity": "month",
+        "batch_rows": 250,
+        **ACCEPT_NULL_KEYS,
+        **options,
+    }
     migration = services.plan_migration(actor, "main", schema, table, options)
     services.check_start(actor, migration, table, "test")
     Migration.objects.filter(pk=migration.pk).update(state=MigrationState.RUNNING)

@@ -8,7 +8,7 @@ from partitions.backends.postgres.catalog import partition_ranges
 from partitions.backends.postgres.retention import maintain
 from partitions.models import Migration, MigrationState
 
-from .conftest import checksum, connect, run_inline
+from .conftest import ACCEPT_NULL_KEYS, checksum, connect, run_inline
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +25,7 @@ def migrated(schema, make_user, retention_days):
             "granularity": "month",
             "retention_days": retention_days,
             "premake": 1,
+            **ACCEPT_NULL_KEYS,
         },
     )
     Migration.objects.filter(pk=migration.pk).update(state=MigrationState.RUNNING)

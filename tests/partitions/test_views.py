@@ -9,7 +9,7 @@ from opsconsole.models import AuditEvent
 from partitions import services
 from partitions.models import Migration, MigrationState
 
-from .conftest import checksum, relkind
+from .conftest import ACCEPT_NULL_KEYS, checksum, relkind
 
 
 def wait_for(run_id: int, timeout: float = 60) -> Run:
@@ -75,6 +75,7 @@ def plan_monthly(client, schema: str) -> Migration:
             "granularity": "month",
             "batch_rows": 1000,
             "throttle_ms": 0,
+            **ACCEPT_NULL_KEYS,
         },
     )
     return Migration.objects.get()
@@ -122,6 +123,7 @@ def test_it_plans_confirms_runs_and_rolls_back_through_the_pages(
             "batch_rows": 1000,
             "throttle_ms": 0,
             "retention_days": 3650,
+            **ACCEPT_NULL_KEYS,
         },
     )
     migration = Migration.objects.get()

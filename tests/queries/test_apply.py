@@ -156,3 +156,20 @@ def test_it_drops_the_invalid_index_when_the_build_is_cancelled(
     run = wait(run)
     assert run.status == "cancelled"
     assert index(wh, shop, "orders_customer_id_idx") is None
+
+
+def test_it_applies_an_expression_and_a_pattern_operator_class(celery_worker, client_as, shop, wh):
+    name = "orders_lower_note_idx"
+    form = apply_form(shop, columns="lower(note), status text_pattern_ops", name=name)
+    client_as("operator").post("/queries/indexes/apply/", form)
+    run = wait(Run.objects.get(name="queries.apply_index"))
+    assert run.status == "succeeded", run.error
+    assert index(wh, shop, name) == (True,)
+    assert run.result["definition"].endswith("USING btree (lower(note), status text_pattern_ops)")
+
+
+def test_it_refuses_a_user_function_in_an_index_expression(celery_worker, client_as, shop):
+    form = apply_form(shop, columns="public.evil(note)", name="orders_evil_idx")
+    response = client_as("operator").post("/queries/indexes/apply/", form)
+    assert response.status_code == 400
+    assert not Run.objects.filter(name="queries.apply_index").exists()

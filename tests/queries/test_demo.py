@@ -12,6 +12,7 @@ def test_it_seeds_a_workload_with_suggestions_and_findings(pg_schema):
     advice = advisor.suggest_indexes("main", min_mean_ms=0, containing=pg_schema)
     tables = {(s.table, s.columns[0]) for s in advice.suggestions}
     assert ("orders", "customer_id") in tables
+    assert ("orders", "lower(note)") in tables  # an expression index
     by_default = advisor.suggest_indexes("main", containing=pg_schema)  # no threshold given
     assert ("orders", "customer_id") in {(s.table, s.columns[0]) for s in by_default.suggestions}
     assert {s.schema for s in by_default.suggestions} == {pg_schema}

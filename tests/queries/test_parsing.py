@@ -26,10 +26,61 @@ def test_it_reads_join_columns_of_both_sides():
     assert columns(shape.equality) == [("b", "kind")]
 
 
-def test_it_marks_like_and_functions_of_a_column_unindexable():
-    shape = parsing.shape_of("SELECT 1 FROM t WHERE name LIKE '%x%' AND lower(email) = $1")
-    assert columns(shape.unindexable) == [("t", "name"), ("t", "email")]
+def test_it_reads_a_function_of_a_column_as_an_expression():
+    shape = parsing.shape_of(
+        "SELECT 1 FROM t o WHERE lower(o.email) = $1 AND date_trunc('day', ts) >= '2026-01-01'"
+    )
+    assert [(u.column, u.expression) for u in shape.equality] == [("email", "lower(email)")]
+    computed = parsing.shape_of("SELECT 1 FROM t WHERE lower(email) = lower($1) AND d > $2 + 7")
+    assert [(u.column, u.expression) for u in computed.equality] == [("email", "lower(email)")]
+    assert [u.column for u in computed.ranges] == ["d"]
+    assert [(u.column, u.expression) for u in shape.ranges] == [("ts", "date_trunc('day', ts)")]
+
+
+def test_it_reads_a_prefix_like_as_a_range_and_says_why_for_the_others():
+    shape = parsing.shape_of(
+        "SELECT 1 FROM t WHERE name LIKE 'ab%' AND note LIKE '%x%' AND code LIKE $1 "
+        "AND title ILIKE 'a%' AND date_trunc($2, ts) = $3"
+    )
+    assert [(u.column, u.prefix) for u in shape.ranges] == [("name", True)]
+    assert columns(u.use for u in shape.unindexable) == [
+        ("t", "note"),
+        ("t", "code"),
+        ("t", "title"),
+        ("t", "ts"),
+    ]
+    reasons = [u.reason for u in shape.unindexable]
+    assert reasons[0].startswith("leading-wildcard LIKE on note")
+    assert reasons[1].startswith("LIKE with a $n pattern on code")
+    assert reasons[2].startswith("ILIKE or NOT LIKE on title")
+    assert reasons[3].startswith("a function of ts (with a $n argument)")
     assert shape.equality == []
+
+
+def test_it_reads_or_on_one_column_as_equalities_and_or_across_columns_as_unservable():
+    shape = parsing.shape_of("SELECT 1 FROM t WHERE (a = $1 OR a = $2) AND (b = $3 OR c > $4)")
+    assert columns(shape.equality) == [("t", "a")]
+    assert [columns(group) for group in shape.any_of] == [[("t", "b"), ("t", "c")]]
+    assert "OR across columns b, c" in shape.unindexable[0].reason
+
+
+def test_it_reads_scalar_subqueries_in_the_select_list_and_in_comparisons():
+    shape = parsing.shape_of(
+        "SELECT o.id, (SELECT max(p.paid_at) FROM payments p WHERE p.order_id = o.id) "
+        "FROM orders o WHERE o.total > (SELECT avg(total) FROM orders WHERE region = $1)"
+    )
+    assert ("payments", "order_id") in columns(shape.joins)
+    # unqualified inside the subquery: the advisor finds the one table that has it
+    assert [u.column for u in shape.equality] == ["region"]
+    assert ("orders", "total") not in columns(shape.ranges)  # compared to a subquery
+
+
+def test_it_reads_in_lists_any_arrays_is_null_and_union_branches():
+    shape = parsing.shape_of(
+        "SELECT id FROM a WHERE k IN ($1, $2) AND m = ANY($3) AND deleted_at IS NULL "
+        "UNION ALL SELECT id FROM b WHERE j = $4"
+    )
+    assert columns(shape.equality) == [("a", "k"), ("a", "m"), ("a", "deleted_at"), ("b", "j")]
 
 
 def test_it_tells_a_select_that_writes_or_locks_from_a_plain_one():

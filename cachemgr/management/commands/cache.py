@@ -5,11 +5,15 @@
     manage.py cache invalidate --pattern 'user_profile:v1:*' [--yes] [--no-wait] [--timeout S]
     manage.py cache invalidate --key K | --tag T | --namespace NS [--yes]
     manage.py cache warm user_profile [--limit 100] [--no-wait] [--timeout S] [--json]
+    manage.py cache analyze [--resume ID] [--no-wait] [--json]   exact keyspace analysis
+    manage.py cache advice [--json]                              latency/memory per node
+    manage.py cache local-cluster [--primaries 3]     a throwaway cluster (Ctrl-C stops it)
 
 `--yes` stands in for the typed confirmation the pages ask for.
 """
 
 import json
+import signal
 
 from jobs import runner
 from jobs.models import Run
@@ -22,7 +26,8 @@ from opsconsole.commands import (
 )
 
 from ... import registry, targets
-from ...services import invalidation, keys, stats, warming
+from ...localservers import LocalCluster
+from ...services import advice, analysis, invalidation, keys, stats, warming
 
 
 class Command(ConsoleCommand):
@@ -53,8 +58,16 @@ class Command(ConsoleCommand):
         warm.add_argument("warmer", nargs="?", help="omit to list the warmers")
         warm.add_argument("--limit", type=int, default=None)
         add_wait_arguments(warm, wait_by_default=True)
+        analyze = common(sub.add_parser("analyze", help="exact keyspace analysis (a run)"))
+        analyze.add_argument("--resume", type=int, help="continue the stopped analysis ID")
+        add_wait_arguments(analyze, wait_by_default=True)
+        common(sub.add_parser("advice", help="latency and memory advice per node"))
+        local = sub.add_parser("local-cluster", help="start a throwaway local Redis Cluster")
+        local.add_argument("--primaries", type=int, default=3)
 
     def handle(self, *args, action, **options):
+        if action == "local-cluster":
+            return self.local_cluster(options["primaries"])
         target = options["target"] or targets.default()
         try:
             targets.url(target)
@@ -63,6 +76,7 @@ class Command(ConsoleCommand):
             raise failed(str(exc)) from None
         except (
             targets.UnknownTarget,
+            analysis.NotResumable,
             invalidation.BadPattern,
             registry.UnknownWarmer,
             runner.LaunchRefused,
@@ -78,14 +92,22 @@ class Command(ConsoleCommand):
             stats.refresh_namespaces(target)
             found = stats.namespaces(target)
         lines = [
-            f"{target} {server['url']}  Redis {server['version']}  up {server['uptime_s']} s",
+            f"{target} {server['url']} ({server['shape']})  Redis {server['version']}  "
+            f"up {server['uptime_s']} s",
             f"hit rate {_pct(server['hit_rate'])}  ops/s {server['ops_per_sec']:.0f}  "
             f"clients {server['connected_clients']}  keys {server['keys']:,}",
             f"memory {server['used_memory']:,} B (peak {server['used_memory_peak']:,}, max "
             f"{server['maxmemory'] or 'none'}, {server['maxmemory_policy']})  "
             f"evicted {server['evicted_keys']:,}  expired {server['expired_keys']:,}",
-            f"namespaces (sample of {found['scanned']:,} keys):",
         ]
+        if len(server["nodes"]) > 1:
+            lines += [
+                f"  {n['node']:<22} {n['role']:<8} keys {n['keys']:>10,}  "
+                f"memory {n['used_memory']:>12,} B  ops/s {n['ops_per_sec']:.0f}  "
+                f"evicted {n['evicted_keys']:,}"
+                for n in server["nodes"]
+            ]
+        lines.append(f"namespaces (sample of {found['scanned']:,} keys):")
         for row in found["namespaces"]:
             lines.append(
                 f"  {row['namespace']:<24} {row['keys']:>10,} keys {row['memory']:>12,} B  "
@@ -148,6 +170,60 @@ class Command(ConsoleCommand):
             return self.emit(rows, text)
         run = warming.start_warm(target, options["warmer"], self.actor, limit=options["limit"])
         self.report(self.follow(run, options, progress=True), options)
+
+    def do_analyze(self, target: str, options) -> None:
+        resume = None
+        if options["resume"]:
+            resume = analysis.stopped(target, options["resume"])
+        run = analysis.start_analysis(target, self.actor, resume=resume)
+        run = self.follow(run, options, progress=True)
+        row = analysis.for_run(run)
+        if run.is_active or row is None:
+            return self.report(run, options)
+        figures = analysis.summary(row)
+        lines = [
+            f"analysis #{row.pk} {row.status}: {row.keys:,} keys, {row.memory:,} B, "
+            f"{row.no_ttl:,} without TTL, {row.seconds:.1f} s (run #{run.pk} {run.status})",
+            "types: " + ", ".join(f"{k} {n:,}" for k, n in sorted(row.types.items())),
+        ]
+        lines += [
+            f"  {ns['namespace']:<24} {ns['keys']:>10,} keys {ns['memory']:>14,} B  "
+            f"no TTL {ns['ttl']['no TTL']:,}"
+            + (f"  (+{ns['keys_growth']:,} keys)" if ns["keys_growth"] else "")
+            for ns in figures["namespaces"]
+        ]
+        lines += [f"  biggest: {b['key']} {b['size']:,} B ({b['node']})" for b in row.biggest[:5]]
+        self.emit(figures, "\n".join(lines))
+        if run.status != "succeeded":
+            raise failed(f"Run #{run.pk} ended {run.status}.")
+
+    def do_advice(self, target: str, options) -> None:
+        found = advice.advice(target)
+        lines = [f"{target}: {found['shape']}"]
+        lines += [f"[{f['severity']}] {f['finding']}  → {f['fix']}" for f in found["findings"]]
+        for node in found["nodes"]:
+            lines.append(f"--- {node['node']} ({node['role']})")
+            lines += [
+                f"  latency {e['event']}: latest {e['latest_ms']} ms, worst {e['max_ms']} ms"
+                for e in node["latency"]
+            ]
+            lines += ["  " + line for line in node["memory_doctor"].strip().splitlines()]
+            lines += ["  " + line for line in node["latency_doctor"].strip().splitlines()]
+        found["analysis"] = found["analysis"].pk if found["analysis"] else None
+        self.emit(found, "\n".join(lines))
+
+    def local_cluster(self, primaries: int) -> None:
+        """Start a cluster on free ports, print its target URL, stop it on Ctrl-C."""
+        cluster = LocalCluster(primaries)
+        self.stdout.write(f"cluster={cluster.url}")
+        self.stdout.write("Running; Ctrl-C stops the nodes and removes their directory.")
+        self.stdout.flush()
+        stop_signals = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        try:
+            signal.sigwait(stop_signals)
+        finally:
+            cluster.stop()
 
     def report(self, run: Run, options) -> None:
         """Print the run; exit 1 if it ended unsuccessfully."""

@@ -40,6 +40,7 @@ from .catalog import (
     TRIGGERS,
     VIEWS,
     filters_on,
+    identity_columns,
     partitioning,
     regclass,
 )
@@ -166,12 +167,44 @@ class PostgresBackend(Backend):
                     Dependent(
                         "inbound foreign key",
                         f"{owner}.{name}: {definition}",
-                        "",
+                        "not carried over: a key of a partitioned table must include the"
+                        " partition column, so this reference to it cannot be enforced. Choices:"
+                        f" drop {name} (and check the reference another way), or add the"
+                        f" partition column to {owner} and reference the key with it, or keep"
+                        f" {schema}.{table} unpartitioned",
                         blocking=True,
                     )
                 )
-        for (name,) in self.conn.execute(TRIGGERS, [reg]):
-            found.append(Dependent("trigger", name, "", blocking=True))
+        for name, enabled, _definition in self.conn.execute(TRIGGERS, [reg]):
+            if enabled != "O":
+                found.append(
+                    Dependent(
+                        "trigger",
+                        name,
+                        "not carried over: it is disabled or fires only in replica/always"
+                        " mode; enable it (or drop it) and plan again",
+                        blocking=True,
+                    )
+                )
+                continue
+            found.append(
+                Dependent(
+                    "trigger",
+                    name,
+                    "re-created on the new table at the swap; the original's is disabled"
+                    " while swapped (replayed writes must not fire it twice) and enabled"
+                    " again by a rollback",
+                )
+            )
+        for column in identity_columns(self.conn, schema, table):
+            found.append(
+                Dependent(
+                    "identity column",
+                    column,
+                    "the new table has its own identity, set to the original's position at"
+                    " the swap (and the original's to the new one's at a rollback)",
+                )
+            )
         for grantee, privilege in self.conn.execute(GRANTS, [reg]):
             found.append(
                 Dependent("grant", f"{privilege} to {grantee}", "granted on the new table")

@@ -64,7 +64,8 @@ ORDER BY conname
 """
 
 TRIGGERS = """
-SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal ORDER BY tgname
+SELECT tgname, tgenabled, pg_get_triggerdef(oid) FROM pg_trigger
+WHERE tgrelid = %s::regclass AND NOT tgisinternal ORDER BY tgname
 """
 
 GRANTS = """
@@ -124,6 +125,25 @@ def owned_sequences(conn: psycopg.Connection, info: TableInfo) -> list[dict[str,
     return [
         {"schema": s, "name": n, "column": c}
         for n, s, c in conn.execute(SEQUENCES, [regclass(conn, info.schema, info.name)])
+    ]
+
+
+def identity_columns(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
+        " AND NOT attisdropped AND attidentity <> '' ORDER BY attnum",
+        [regclass(conn, schema, table)],
+    )
+    return [row[0] for row in rows]
+
+
+def user_triggers(conn: psycopg.Connection, info: TableInfo) -> list[dict[str, str]]:
+    """The table's own triggers with their definitions (pg_get_triggerdef)."""
+    return [
+        {"name": name, "enabled": enabled, "definition": definition}
+        for name, enabled, definition in conn.execute(
+            TRIGGERS, [regclass(conn, info.schema, info.name)]
+        )
     ]
 
 

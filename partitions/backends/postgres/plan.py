@@ -10,7 +10,13 @@ from typing import Any
 
 import psycopg
 
-from ..base import MigrationOptions, TableInfo
+from ..base import (
+    CONSENT_LOSE_UNIQUENESS,
+    NULL_KEY_CHOICES,
+    MigrationOptions,
+    PlanRefused,
+    TableInfo,
+)
 from .catalog import generated_columns, owned_sequences
 from .render import Render, step_capture, step_copy, step_create, step_index, step_verify
 from .rules import migration_names, partition_bounds
@@ -54,13 +60,19 @@ def compose_plan(
     pk = list(info.primary_key)
     new_pk = pk + ([options.column] if pk and options.column not in pk else [])
     warnings: list[str] = []
-    if pk and profile["null_keys"]:
+    if pk and key_nullable and null_keys_accepted(options, profile, pk):
         warnings.append(
-            f"{profile['null_keys']} rows have no {options.column}: the primary key"
-            f" ({', '.join(pk)}) cannot include it, so it becomes a plain index and"
-            " uniqueness is no longer enforced by the database"
+            f"{profile['null_keys']} rows have no {options.column} (and the column allows"
+            f" NULL): you chose to lose uniqueness, so the primary key ({', '.join(pk)})"
+            " becomes a plain index and duplicates are no longer refused by the database"
         )
         new_pk = []
+    elif pk and key_nullable:
+        warnings.append(
+            f"{options.column} allows NULL but no row has one: the new primary key"
+            f" ({', '.join(new_pk)}) makes it NOT NULL. A NULL written during the migration"
+            " stops it (rolled back, the original untouched); after the swap such writes fail"
+        )
     if pk and options.column not in pk and new_pk:
         warnings.append(
             f"the primary key becomes ({', '.join(new_pk)}): PostgreSQL needs the partition"
@@ -73,7 +85,7 @@ def compose_plan(
         step_copy(r, info, options, names, insertable, batches),
         step_index(r, info, options, names, pk, new_pk),
         step_verify(r, options, names),
-        step_swap(r, info, names, views),
+        step_swap(r, info, options, names, views),
         step_post_check(r, info, names, views),
     ]
     return {
@@ -86,6 +98,7 @@ def compose_plan(
         "column_types": {c.name: c.type for c in info.columns},
         "key": options.column,
         "key_nullable": key_nullable,
+        "null_keys": "lose uniqueness" if pk and key_nullable and not new_pk else "",
         "pk": pk,
         "match_columns": pk or [c.name for c in info.columns],
         "batch_column": profile["batch_column"],
@@ -111,6 +124,30 @@ def compose_plan(
         "steps": steps,
         "sql": run_statements(r, info, options, names, insertable),
     }
+
+
+def null_keys_accepted(options: MigrationOptions, profile: dict, pk: list[str]) -> bool:
+    """The operator's choice for NULL partition keys on a table with a primary key
+    (a key of a partitioned table must include the partition column, which a NULL
+    cannot be in): refused unless they chose to lose uniqueness and typed it."""
+    if options.null_keys not in NULL_KEY_CHOICES:
+        raise PlanRefused(f"null keys: choose one of {', '.join(NULL_KEY_CHOICES)}")
+    if options.null_keys == "refuse":
+        if profile["null_keys"]:
+            raise PlanRefused(
+                f"{profile['null_keys']} rows have no {options.column}, and the primary key"
+                f" ({', '.join(pk)}) of a partitioned table must include it. Choices: give"
+                " those rows a value (or delete them) and plan again, or accept losing"
+                f' uniqueness (null keys: lose_uniqueness, typed "{CONSENT_LOSE_UNIQUENESS}"):'
+                " the primary key becomes a plain index"
+            )
+        return False
+    if options.consent.strip().lower() != CONSENT_LOSE_UNIQUENESS:
+        raise PlanRefused(
+            f"accepting NULL keys drops the primary key's uniqueness: type"
+            f' "{CONSENT_LOSE_UNIQUENESS}" to confirm'
+        )
+    return True
 
 
 def scan_reduction(profile: dict, partitions: int) -> str:

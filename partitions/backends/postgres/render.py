@@ -89,7 +89,7 @@ def step_create(r, info, options, names, parts, generated) -> dict:
         r(
             sql.SQL(
                 "CREATE TABLE {new} (LIKE {src} INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
-                " INCLUDING GENERATED INCLUDING COMMENTS INCLUDING STORAGE)"
+                " INCLUDING IDENTITY INCLUDING GENERATED INCLUDING COMMENTS INCLUDING STORAGE)"
                 " PARTITION BY RANGE ({key})"
             ).format(
                 new=new,
@@ -132,7 +132,7 @@ def step_create(r, info, options, names, parts, generated) -> dict:
     stmts.append(
         r(
             sql.SQL(
-                "CREATE TABLE {p} (batch integer PRIMARY KEY, snapshot pg_snapshot NOT NULL,"
+                "CREATE TABLE {p} (batch bigint PRIMARY KEY, snapshot pg_snapshot NOT NULL,"
                 " rows bigint NOT NULL, fingerprints jsonb NOT NULL,"
                 " copied_at timestamptz NOT NULL DEFAULT now())"
             ).format(p=r.table(names["progress"]))
@@ -241,8 +241,9 @@ def copy_statement(r, info, options, names, insertable, kind, batch_col, batch_t
     cols = sql.SQL(", ").join(r.pcol(c) for c in insertable)
     return r(
         sql.SQL(
-            "WITH ins AS (INSERT INTO {new} AS n ({cols}) SELECT {cols} FROM {src}"
-            " WHERE {where} RETURNING {bucket} AS b, hash_record_extended(n, 0) AS h)"
+            "WITH ins AS (INSERT INTO {new} AS n ({cols}) OVERRIDING SYSTEM VALUE"
+            " SELECT {cols} FROM {src} WHERE {where}"
+            " RETURNING {bucket} AS b, hash_record_extended(n, 0) AS h)"
             " SELECT {label}, count(*), sum(h)::text FROM ins GROUP BY b"
         ).format(
             new=r.ptable(names["new"]),
@@ -314,9 +315,12 @@ def step_index(r, info, options, names, pk, new_pk) -> dict:
                 )
             )
         )
+    # Statistics before the table takes writes: replay and the first queries plan on them.
+    stmts.append(r(sql.SQL("ANALYZE {}").format(new)))
     return step(
         "index",
-        "Add the primary key, indexes and foreign keys after the load (faster than before)",
+        "Add the primary key, indexes and foreign keys after the load (faster than before),"
+        " then gather statistics",
         stmts,
         [],
     )

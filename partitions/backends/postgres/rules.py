@@ -39,12 +39,8 @@ def refuse_unless_migratable(info: TableInfo, options: MigrationOptions) -> None
         raise PlanRefused(f"granularity must be one of {', '.join(GRANULARITIES)}")
     blocking = [d for d in info.dependents if d.blocking]
     if blocking:
-        names = "; ".join(f"{d.kind} {d.name}" for d in blocking)
-        raise PlanRefused(
-            "these dependents cannot be carried over automatically (inbound foreign keys"
-            " need the partition column in the referenced key; triggers must be re-created"
-            f" by hand): {names}"
-        )
+        reasons = "; ".join(f"{d.kind} {d.name}: {d.carried_over}" for d in blocking)
+        raise PlanRefused(f"these dependents cannot be carried over automatically: {reasons}")
 
 
 def partition_bounds(

@@ -10,15 +10,13 @@ concurrent copy neither loses nor doubles a row, with or without a primary key.
 
 import json
 import time
-from datetime import date, datetime
 from typing import Any
 
 import psycopg
-from psycopg import errors, sql
+from psycopg import sql
 
 from ..base import StepFailed, StepReport
-
-SWAP_ATTEMPTS = 5
+from . import replay
 
 
 def exists(conn: psycopg.Connection, schema: str, name: str) -> bool:
@@ -72,9 +70,10 @@ def capture(conn, plan, report) -> dict:
 def copy(conn, plan, report) -> dict:
     templates = step_sql(plan, "copy")["templates"]
     throttle = plan["options"].get("throttle_ms", 0) / 1000
-    done = {row[0] for row in conn.execute(plan["sql"]["progress_done"], {})}
+    done = {row[0] for row in conn.execute(plan["sql"]["progress_done"], {}) if row[0] >= 0}
     total = len(plan["batches"])
     rows_copied = 0
+    started, done_before = time.monotonic(), len(done)
     for batch in plan["batches"]:
         if batch["n"] in done:
             continue
@@ -82,8 +81,14 @@ def copy(conn, plan, report) -> dict:
         report.fault_point("copy", batch["n"])
         rows_copied += copy_batch(conn, plan, templates[batch["where"]], batch)
         done.add(batch["n"])
-        report.progress(len(done), total, f"copied batch {batch['n'] + 1} of {total}")
-        report.save(batches_done=len(done))
+        elapsed = time.monotonic() - started
+        eta = round(elapsed / (len(done) - done_before) * (total - len(done)), 1)
+        report.progress(
+            len(done), total, f"copied batch {batch['n'] + 1} of {total}, ETA {eta:g} s"
+        )
+        report.save(
+            batches_done=len(done), rows_per_s=round(rows_copied / max(elapsed, 1e-6)), eta_s=eta
+        )
         if throttle:
             time.sleep(throttle)
     return {"batches": total, "rows_copied_this_attempt": rows_copied}
@@ -118,81 +123,7 @@ def index(conn, plan, report) -> dict:
     return {"statements": len(statements)}
 
 
-# --- replay and verification -------------------------------------------------
-
-
-def parse_snapshot(text: str) -> tuple[int, int, set[int]]:
-    xmin, xmax, xip = text.split(":")
-    return int(xmin), int(xmax), {int(x) for x in xip.split(",") if x}
-
-
-def visible(xid: int, snapshot: tuple[int, int, set[int]]) -> bool:
-    xmin, xmax, xip = snapshot
-    if xid < xmin:
-        return True
-    return xid < xmax and xid not in xip
-
-
-def _bound(value: Any, type_: str) -> Any:
-    if value is None or isinstance(value, int):
-        return value
-    if type_ == "date":
-        return date.fromisoformat(value)
-    return datetime.fromisoformat(value)
-
-
-def batch_of(plan: dict, value: Any) -> int:
-    type_ = plan["batch_type"]
-    for batch in plan["batches"]:
-        kind, lo, hi = batch["where"], _bound(batch["lo"], type_), _bound(batch["hi"], type_)
-        if value is None:
-            if kind == "null":
-                return batch["n"]
-            continue
-        if (
-            kind == "not_null"
-            or (kind == "below" and value < hi)
-            or (kind == "range" and lo <= value < hi)
-            or (kind == "from" and value >= lo)
-        ):
-            return batch["n"]
-    raise StepFailed(f"no copy batch covers the key {value!r}")
-
-
-def replay(conn, plan: dict, direction: str, report: StepReport | None = None) -> int:
-    """Apply captured writes not yet applied; returns how many were applied."""
-    tpl = plan["sql"]
-    snapshots: dict[int, tuple] = {}
-    if direction == "forward":
-        snapshots = {
-            n: parse_snapshot(snap)
-            for n, snap, _rows, _fp in conn.execute(tpl["progress_done"], {})
-        }
-    applied = 0
-    while True:
-        with conn.transaction():
-            pending = conn.execute(tpl[f"{direction}_pending"], {}).fetchall()
-            for seq, op, xid, old_key, new_key, *_ in pending:
-                do_delete = op in ("U", "D")
-                do_insert = op in ("U", "I")
-                if direction == "forward":
-                    xid = int(xid)
-                    if do_delete:
-                        do_delete = not visible(xid, snapshots[batch_of(plan, old_key)])
-                    if do_insert:
-                        do_insert = not visible(xid, snapshots[batch_of(plan, new_key)])
-                if do_delete:
-                    cur = conn.execute(tpl[f"{direction}_delete"], {"seq": seq})
-                    if cur.rowcount != 1:
-                        raise StepFailed(f"replay of change {seq}: the row to remove is missing")
-                if do_insert:
-                    conn.execute(tpl[f"{direction}_insert"], {"seq": seq})
-                conn.execute(tpl[f"{direction}_mark"], {"seq": seq, "d": do_delete, "i": do_insert})
-                applied += 1
-        if report and pending:
-            report.log(f"replayed {applied} captured writes")
-        if len(pending) < 500:
-            return applied
+# --- verification -------------------------------------------------------------
 
 
 def expected_fingerprints(conn, plan: dict) -> dict[str, list[int]]:
@@ -229,53 +160,44 @@ def compare(conn, plan: dict) -> dict:
 
 
 def verify(conn, plan, report) -> dict:
+    """Catch up to the lock bound, then compare the new table with what was copied
+    and replayed into it (nothing else writes to it meanwhile)."""
     report.fault_point("verify", 0)
-    replayed = replay(conn, plan, "forward", report)
+    bound = int(plan["options"].get("lock_backlog", 200))
+    caught = replay.catch_up(conn, plan, "forward", report, bound)
     result = compare(conn, plan)
     report.log(f"verified {result['rows']} rows in {result['ranges_checked']} ranges")
-    return {**result, "replayed": replayed}
+    return {**result, "replayed": caught["replayed"], "catch_up": caught}
 
 
 # --- swap, post-check, undo ---------------------------------------------------
 
 
-def with_lock_retries(conn, report: StepReport, work) -> Any:
-    for attempt in range(1, SWAP_ATTEMPTS + 1):
-        try:
-            with conn.transaction():
-                return work()
-        except errors.LockNotAvailable:
-            report.log(f"lock not granted within lock_timeout (attempt {attempt}); retrying")
-            time.sleep(min(5, 0.5 * 2**attempt))
-    raise StepFailed(f"could not take the lock for the swap in {SWAP_ATTEMPTS} attempts")
-
-
 def swap(conn, plan, report) -> dict:
+    """Catch up outside the lock, then lock, replay the last writes and swap."""
     if is_swapped(conn, plan):
         return {"skipped": "already swapped"}
     statements = step_sql(plan, "swap")["sql"]
     report.fault_point("before_swap", 0)
 
-    def work() -> dict:
-        conn.execute(statements[0])
-        conn.execute(statements[1])
-        replayed = replay(conn, plan, "forward")
-        checked = compare(conn, plan) if replayed else {}
+    def work() -> None:
         report.fault_point("swap", 0)
         for statement in statements[3:]:
             conn.execute(statement)
-        return {"replayed_under_lock": replayed, **checked}
 
-    result = with_lock_retries(conn, report, work)
+    result = replay.under_lock(conn, plan, "forward", report, work)
+    report.save(lock_hold_ms=result["lock_hold_ms"])
     report.log(f"swapped: the original is kept as {plan['names']['old']}")
     return result
 
 
 def post_check(conn, plan, report) -> dict:
     tpl = plan["sql"]
-    new_rows = conn.execute(tpl["count_src"]).fetchone()[0]
-    old_rows = conn.execute(tpl["count_old"]).fetchone()[0]
-    net = conn.execute(tpl["after_net"]).fetchone()[0]
+    with conn.transaction():  # one snapshot: writers keep writing meanwhile
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        new_rows = conn.execute(tpl["count_src"]).fetchone()[0]
+        old_rows = conn.execute(tpl["count_old"]).fetchone()[0]
+        net = conn.execute(tpl["after_net"]).fetchone()[0]
     if new_rows != old_rows + net:
         raise StepFailed(
             f"post-check: {new_rows} rows in the new table, expected {old_rows} + {net}"
@@ -295,31 +217,13 @@ def checksum(conn, plan: dict, which: str) -> tuple[int, int]:
 
 
 def undo(conn, plan: dict, swapped: bool, report: StepReport) -> dict:
-    """Swap back (replaying writes made since the swap) or drop the half-built
-    table; either way the original table ends up serving, as it was."""
+    """Swap back (catching up on the writes made since the swap outside the lock,
+    locking only for the last ones) or drop the half-built table; either way the
+    original table ends up serving, as it was."""
     tpl = plan["sql"]
     result: dict[str, Any] = {"swapped_back": False}
     if swapped:
-        statements = step_sql(plan, "swap")["rollback"]
-
-        def work() -> int:
-            conn.execute(statements[0])
-            conn.execute(statements[1])
-            replayed = replay(conn, plan, "back")
-            for statement in statements[3:]:
-                conn.execute(statement)
-            return replayed
-
-        result["replayed_since_swap"] = with_lock_retries(conn, report, work)
-        result["swapped_back"] = True
-        restored, built = checksum(conn, plan, "src"), checksum(conn, plan, "new")
-        result["restored_rows"] = restored[0]
-        result["identical_to_partitioned"] = restored == built
-        if restored != built:
-            raise StepFailed(
-                "swap back done, but the restored table differs from the partitioned one;"
-                f" both kept ({plan['table']} and {plan['names']['new']})"
-            )
+        result.update(swap_back(conn, plan, report))
     with conn.transaction():
         for statement in tpl["drop_capture"]:
             conn.execute(statement)
@@ -330,6 +234,62 @@ def undo(conn, plan: dict, swapped: bool, report: StepReport) -> dict:
             conn.execute(statement)
     report.log("rolled back: the original table serves, the partitioned copy is dropped")
     return result
+
+
+def swap_back(conn, plan: dict, report: StepReport) -> dict:
+    statements = step_sql(plan, "swap")["rollback"]
+    checked: dict[str, Any] = {}
+    caught: dict[str, Any] = {"replayed": 0}
+    if replay.keyed(plan):  # catch up, then check what is settled, all outside the lock
+        bound = int(plan["options"].get("lock_backlog", 200))
+        caught = replay.catch_up(conn, plan, "back", report, bound)
+        checked = settled_equal(conn, plan)
+
+    def work() -> None:
+        for statement in statements[3:]:
+            conn.execute(statement)
+
+    done = replay.under_lock(conn, plan, "back", report, work)
+    result = {
+        "swapped_back": True,
+        "lock_hold_ms": done["lock_hold_ms"],
+        "lock_attempts": done["lock_attempts"],
+        "replayed_under_lock": done["replayed_under_lock"],
+        "replay_under_lock_ms": done["replay_under_lock_ms"],
+        "replayed_since_swap": caught["replayed"]
+        + done["caught_up"]["replayed"]
+        + done["replayed_under_lock"],
+        "catch_up": caught,
+        **checked,
+    }
+    if not replay.keyed(plan):  # no key to leave pending rows out by: compare it all
+        restored, built = checksum(conn, plan, "src"), checksum(conn, plan, "new")
+        result["restored_rows"] = restored[0]
+        result["identical_to_partitioned"] = restored == built
+        if restored != built:
+            raise StepFailed(
+                "swap back done, but the restored table differs from the partitioned one;"
+                f" both kept ({plan['table']} and {plan['names']['new']})"
+            )
+    return result
+
+
+def settled_equal(conn, plan: dict) -> dict:
+    """Before swapping back: in one snapshot, the original and the partitioned table
+    hold the same rows for every key no pending change names (refuse otherwise,
+    with nothing changed: the partitioned table keeps serving)."""
+    tpl = plan["sql"]["settled_checksum"]
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        serving = conn.execute(tpl[plan["table"]]).fetchone()
+        original = conn.execute(tpl[plan["names"]["old"]]).fetchone()
+    if serving != original:
+        raise StepFailed(
+            f"before swapping back: the original has {original[0]} settled rows, the"
+            f" partitioned table {serving[0]} (or their checksums differ); nothing was"
+            " changed, both kept"
+        )
+    return {"restored_rows_checked": original[0], "identical_to_partitioned": True}
 
 
 def drop_original(conn, plan: dict) -> None:

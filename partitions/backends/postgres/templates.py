@@ -7,8 +7,10 @@ from typing import Any
 from psycopg import sql
 
 from .render import (
+    LABEL,
     NO_EQUALITY,
     bucket_expression,
+    bucket_raw,
     drop_capture,
     drop_functions,
     templates_fingerprint,
@@ -25,6 +27,9 @@ def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
     ):
         c = r.ptable(changes)
         t = r.ptable(target)
+        out[f"{direction}_backlog"] = r(
+            sql.SQL("SELECT count(*) FROM {} WHERE NOT applied").format(c)
+        )
         match_cols = info.primary_key or [col.name for col in info.columns]
         types = {col.name: col.type for col in info.columns}
         conds = []
@@ -57,7 +62,8 @@ def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
         cols = sql.SQL(", ").join(r.pcol(col) for col in insertable)
         out[f"{direction}_insert"] = r(
             sql.SQL(
-                "INSERT INTO {t} ({cols}) SELECT {vals} FROM {c} AS c WHERE c.seq = %(seq)s"
+                "INSERT INTO {t} ({cols}) OVERRIDING SYSTEM VALUE SELECT {vals} FROM {c} AS c"
+                " WHERE c.seq = %(seq)s"
             ).format(
                 t=t,
                 cols=cols,
@@ -73,6 +79,8 @@ def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
                 " WHERE seq = %(seq)s"
             ).format(c=c)
         )
+    if info.primary_key:
+        out.update(keyed_replay_statements(r, info, options, names, insertable))
     out["replayed_delta"] = r(
         sql.SQL(
             "SELECT bucket, sum(n)::bigint, sum(h)::text FROM ("
@@ -120,4 +128,148 @@ def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
             r.ptable(names["progress"])
         )
     )
+    return out
+
+
+# --- set-based replay of a table with a primary key ---------------------------------
+#
+# A round takes up to `replay_batch` captured changes by their numbers and, in one
+# transaction: deletes every image those changes name from the target (matched on
+# the primary key with `=`, and forward also on the partition key so each match is
+# one index probe in one partition; NULL partition keys apart, in the default
+# partition), inserts the last image of each key (DISTINCT ON key ORDER BY change
+# number DESC: last change wins), and removes the round's changes from the change
+# table. Re-applying a change is harmless (its images are deleted and the last one
+# put back), so no per-row snapshot test is needed: the target converges to the
+# source key by key. Per key, change numbers follow commit order because the primary
+# key's row locks and unique index serialise writers of one key.
+
+
+def keyed_replay_statements(r, info, options, names, insertable) -> dict[str, str]:
+    out: dict[str, str] = {}
+    pk = info.primary_key
+    part = options.column
+    for direction, changes, target in (
+        ("forward", names["changes"], names["new"]),
+        ("back", names["changes_after"], names["old"]),
+    ):
+        c, t = r.ptable(changes), r.ptable(target)
+        out[f"{direction}_round"] = r(
+            sql.SQL("SELECT seq FROM {} ORDER BY seq LIMIT %(limit)s").format(c)
+        )
+        taken = sql.SQL(
+            "ch AS (SELECT seq, op, old_row, new_row FROM {} WHERE seq = ANY(%(seqs)s))"
+        )
+        taken = taken.format(c)
+        keys = sql.SQL(", ").join(r.pcol(k) for k in pk)
+
+        def image_keys(row: str, with_part: bool) -> sql.Composable:
+            cols = [*pk, part] if with_part else pk
+            return sql.SQL(", ").join(
+                sql.SQL("({}).{} AS {}").format(sql.SQL(row), r.pcol(col), r.pcol(alias))
+                for col, alias in zip(cols, [*pk, "_part"][: len(cols)], strict=True)
+            )
+
+        match = sql.SQL(" AND ").join(sql.SQL("t.{k} = k.{k}").format(k=r.pcol(k)) for k in pk)
+        forward = direction == "forward"
+        candidates = sql.SQL(
+            "k AS (SELECT {old} FROM ch WHERE op <> 'I' UNION SELECT {new} FROM ch WHERE op <> 'D')"
+        ).format(old=image_keys("old_row", forward), new=image_keys("new_row", forward))
+        returning = sql.SQL(
+            "RETURNING {b} AS b, hash_record_extended(t, 0) AS h)"
+            " SELECT {label}, -count(*), (-sum(h))::text FROM gone GROUP BY b"
+        ).format(b=bucket_raw(r, options, "t"), label=sql.SQL(LABEL))
+        if forward:
+            out["forward_set_delete"] = r(
+                sql.SQL(
+                    "WITH {taken}, {cand}, gone AS (DELETE FROM {t} AS t USING k"
+                    " WHERE {match} AND t.{p} = k._part {returning}"
+                ).format(
+                    taken=taken,
+                    cand=candidates,
+                    t=t,
+                    match=match,
+                    p=r.pcol(part),
+                    returning=returning,
+                )
+            )
+            out["forward_set_delete_null"] = r(
+                sql.SQL(
+                    "WITH {taken}, {cand}, gone AS (DELETE FROM {t} AS t USING k"
+                    " WHERE {match} AND t.{p} IS NULL AND k._part IS NULL {returning}"
+                ).format(
+                    taken=taken,
+                    cand=candidates,
+                    t=t,
+                    match=match,
+                    p=r.pcol(part),
+                    returning=returning,
+                )
+            )
+        else:
+            out["back_set_delete"] = r(
+                sql.SQL(
+                    "WITH {taken}, {cand}, gone AS (DELETE FROM {t} AS t USING k"
+                    " WHERE {match} {returning}"
+                ).format(taken=taken, cand=candidates, t=t, match=match, returning=returning)
+            )
+        old_keys = sql.SQL(", ").join(sql.SQL("(old_row).{}").format(r.pcol(k)) for k in pk)
+        new_keys = sql.SQL(", ").join(sql.SQL("(new_row).{}").format(r.pcol(k)) for k in pk)
+        cols = sql.SQL(", ").join(r.pcol(col) for col in insertable)
+        out[f"{direction}_set_insert"] = r(
+            sql.SQL(
+                "WITH {taken},"
+                " ev AS (SELECT seq, {new_as}, true AS put, new_row AS img FROM ch WHERE op <> 'D'"
+                " UNION ALL SELECT seq, {old_as}, false, old_row FROM ch WHERE op = 'D'"
+                " OR (op = 'U' AND ROW({old_keys}) IS DISTINCT FROM ROW({new_keys}))),"
+                " last AS (SELECT DISTINCT ON ({keys}) put, img FROM ev ORDER BY {keys}, seq DESC),"
+                " ins AS (INSERT INTO {t} AS t ({cols}) OVERRIDING SYSTEM VALUE"
+                " SELECT {vals} FROM last WHERE put ON CONFLICT DO NOTHING"
+                " RETURNING {b} AS b, hash_record_extended(t, 0) AS h)"
+                " SELECT {label}, count(*), sum(h)::text FROM ins GROUP BY b"
+            ).format(
+                taken=taken,
+                new_as=image_keys("new_row", False),
+                old_as=image_keys("old_row", False),
+                old_keys=old_keys,
+                new_keys=new_keys,
+                keys=keys,
+                t=t,
+                cols=cols,
+                vals=sql.SQL(", ").join(
+                    sql.SQL("(img).{}").format(r.pcol(col)) for col in insertable
+                ),
+                b=bucket_raw(r, options, "t"),
+                label=sql.SQL(LABEL),
+            )
+        )
+        out[f"{direction}_set_consume"] = r(
+            sql.SQL("DELETE FROM {} WHERE seq = ANY(%(seqs)s)").format(c)
+        )
+
+    # Rows of the original and of the partitioned table whose keys no pending change
+    # names: equal in one snapshot when every applied change was applied right.
+    def row_of(prefix: str) -> sql.Composable:
+        return sql.SQL("ROW({})").format(
+            sql.SQL(", ").join(sql.SQL(prefix + ".{}").format(sql.Identifier(k)) for k in pk)
+        )
+
+    pending = sql.SQL(
+        "NOT EXISTS (SELECT 1 FROM {c} AS c WHERE c.op <> 'I' AND {old} = {t})"
+        " AND NOT EXISTS (SELECT 1 FROM {c} AS c WHERE c.op <> 'D' AND {new} = {t})"
+    ).format(
+        c=r.table(names["changes_after"]),
+        old=row_of("(c.old_row)"),
+        new=row_of("(c.new_row)"),
+        t=row_of("t"),
+    )
+    out["settled_checksum"] = {
+        name: r(
+            sql.SQL(
+                "SELECT count(*), coalesce(sum(hash_record_extended(t, 0)), 0)::text"
+                " FROM {} AS t WHERE {}"
+            ).format(r.table(name), pending)
+        )
+        for name in (info.name, names["old"])
+    }
     return out

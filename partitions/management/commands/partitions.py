@@ -1,7 +1,8 @@
 """The CLI twin of the partitions pages.
 
 manage.py partitions list [--warehouse main] [--json]
-manage.py partitions plan SCHEMA TABLE --column created_at --granularity month [--json]
+manage.py partitions plan SCHEMA TABLE --column created_at --granularity month
+    [--null-keys lose_uniqueness --consent "lose uniqueness"] [--json]
 manage.py partitions migrate MIGRATION_ID --yes --reason "why" [--wait [--timeout S]]
 manage.py partitions status [MIGRATION_ID] [--json]
 manage.py partitions rollback MIGRATION_ID --yes --reason "why" [--wait [--timeout S]]
@@ -38,6 +39,13 @@ class Command(ConsoleCommand):
         plan.add_argument("--require-partition-filter", action="store_true")
         plan.add_argument("--batch-rows", type=int, default=50_000)
         plan.add_argument("--throttle-ms", type=int, default=0)
+        plan.add_argument(
+            "--null-keys",
+            choices=["refuse", "lose_uniqueness"],
+            help="rows without a partition key on a table with a primary key: refuse"
+            " (default), or accept losing the key's uniqueness (with --consent)",
+        )
+        plan.add_argument("--consent", help='type "lose uniqueness" to accept NULL keys')
         migrate = sub.add_parser("migrate", help="run a stored plan (needs --yes and --reason)")
         rollback = sub.add_parser("rollback", help="swap a migrated table's original back")
         for p in (migrate, rollback):
@@ -82,6 +90,8 @@ class Command(ConsoleCommand):
             "require_partition_filter": opts["require_partition_filter"],
             "batch_rows": opts["batch_rows"],
             "throttle_ms": opts["throttle_ms"],
+            "null_keys": opts["null_keys"],
+            "consent": opts["consent"],
         }
         migration = services.plan_migration(
             self.actor,
@@ -154,6 +164,8 @@ class Command(ConsoleCommand):
                 "error": m.error,
                 "run_id": m.run_id,
                 "rollback_run_id": m.rollback_run_id,
+                "lock_holds_ms": m.lock_holds_ms,
+                "eta": m.eta,
                 "steps": [
                     {"name": s.name, "status": s.status, "checkpoint": s.checkpoint}
                     for s in m.steps.all()
@@ -164,5 +176,9 @@ class Command(ConsoleCommand):
         lines = []
         for m in data:
             lines.append(f"#{m['id']} {m['target']} {m['state']} {m['error']}".rstrip())
+            for name, hold in m["lock_holds_ms"].items():
+                lines.append(f"   {name}: exclusive lock held {hold} ms")
+            for name, figures in m["eta"].items():
+                lines.append(f"   {name}: ETA {figures.get('eta_s')} s {figures}")
             lines.extend(f"   {s['name']}: {s['status']}" for s in m["steps"])
         self.emit(data, "\n".join(lines))

@@ -1,0 +1,1 @@
+"""Personal and service-account API tokens: shown once, stored hashed, scoped, revocable."""
