@@ -70,6 +70,12 @@ def fact(value, key=""):
 
 
 @register.filter
+def peak(values):
+    """The largest of a list of numbers (a sparkline's top, for its axis label)."""
+    return max(values, default=0)
+
+
+@register.filter
 def option_label(key):
     """`batch_rows` → "batch rows"."""
     return display.label(key).lower()

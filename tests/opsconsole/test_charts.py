@@ -3,7 +3,11 @@ last time under the x axis, and a readable sentence instead of an empty frame.""
 
 from datetime import UTC, datetime
 
+from django.template.loader import render_to_string
+
 from opsconsole import charts
+from opsconsole.templatetags.console import peak
+from partitions.queries import slow
 
 
 def test_a_line_labels_both_axes_with_units_and_times(settings):
@@ -37,3 +41,24 @@ def test_a_scatter_labels_its_unit_and_ends():
 
 def test_an_empty_scatter_says_so():
     assert "No runs yet" in charts.scatter([])
+
+
+def test_a_table_sparkline_is_labelled_from_zero_to_its_peak():
+    html = render_to_string(
+        "queries/partials/_slow_rows.html",
+        {
+            "warehouses": ["main"],
+            "filters": {"warehouse": "main"},
+            "rows": [
+                {
+                    "query": "SELECT 1",
+                    "queryid": 7,
+                    "trend": [12.0, 48.4, 30.0],
+                    "sparkline": slow.sparkline_points([12.0, 48.4, 30.0]),
+                }
+            ],
+        },
+    )
+
+    assert "0–48 ms, 3 snapshots" in html
+    assert peak([]) == 0

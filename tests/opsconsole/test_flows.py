@@ -88,6 +88,7 @@ def open_as(browser, live_server, viewport, make_user):
         context = browser.new_context(base_url=live_server.url, viewport=viewport)
         context.set_default_timeout(20_000)
         context.add_init_script(WATCH_PROGRESS)
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
         cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
         context.add_cookies(
             [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}]
@@ -213,7 +214,7 @@ def test_table_sync(open_as, celery_worker, payments, warehouse_db):
     looks_right(page)
     page.fill("input[name=source_table]", f"{schema}.payments")
     page.fill("input[name=target_table]", f"{schema}.payments_copy")
-    page.fill("input[name=batch_size]", "25")  # 120 batches: long enough to watch
+    page.fill("input[name=batch_size]", "10")  # 300 batches: long enough to watch
     page.click("button:has-text('Run now')")
     page.wait_for_selector("#run-progress")
     wait_until_run_ends(page)
@@ -255,9 +256,16 @@ def test_migration_plan_confirm_swap_rollback(open_as, celery_worker, payments, 
     looks_right(page)
     migration = Migration.objects.get(schema=schema, table="payments")
 
-    # The SQL blocks are collapsed; the confirmation stays on screen.
+    # The SQL blocks are collapsed, with "Show all" and "Copy".
     first_sql = page.locator("details[open] [data-sql-block]").first
-    assert first_sql.locator("[data-sql-copy]").is_visible()
+    collapsed = first_sql.locator("pre").evaluate("pre => pre.clientHeight")
+    first_sql.locator("[data-sql-toggle]").click()
+    assert first_sql.locator("[data-sql-toggle]").get_attribute("aria-expanded") == "true"
+    assert first_sql.locator("pre").evaluate("pre => pre.clientHeight") > collapsed
+    first_sql.locator("[data-sql-copy]").click()
+    first_sql.locator("[data-sql-copy]:text-is('Copied')").wait_for()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith("CREATE TABLE") and copied == first_sql.locator("pre").inner_text()
     start = page.locator("form", has=page.get_by_role("button", name="Run this plan"))
     assert f"Type payments (or {schema}.payments)" in start.inner_text()
     button = start.get_by_role("button", name="Run this plan")
