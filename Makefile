@@ -30,6 +30,9 @@ clean:
 bench: setup
 	$(PY) -m pip install -q -r bench/requirements.txt
 	$(PY) bench/jobs_history.py
+	$(PY) bench/operators_load.py
 	$(PY) bench/cache_invalidate.py
+	$(PY) bench/cache_cluster.py
 	$(PY) bench/index_advisor.py
 	$(PY) bench/partition_migrate.py
+	$(PY) bench/partition_under_load.py
