@@ -276,8 +276,12 @@ def main() -> None:
         ("rollback", marks["rollback"], marks["rolled_back"]),
         ("after", marks["rolled_back"], marks["writer_stop"]),
     ]
+    catch_ups = [verify_catch_up, results["rollback"]["catch_up"]]
+    replayed = sum(c.get("replayed", 0) for c in catch_ups)
+    busy = sum(c["replayed"] / c["replay_rate"] for c in catch_ups if c.get("replay_rate"))
     out = {
         "rows_at_start": args.rows,
+        "replay_rate": round(replayed / busy) if busy else 0,
         "write_rate_asked": args.rate,
         "write_rate_done": round(len(log) / writer_seconds),
         "writer_errors": len(errors),
@@ -300,9 +304,10 @@ def main() -> None:
     }
     print(f"\nwriter {out['write_rate_done']}/s ({out['writer_errors']} errors)")
     print(
-        f"replay {out['replay_rate_verify']:,}/s in verify ({out['replayed_in_verify']} writes),"
-        f" {out['replay_rate_rollback']:,}/s in rollback:"
-        f" {out['replay_rate_verify'] / max(1, out['write_rate_done']):.1f}x the write rate"
+        f"replay {out['replay_rate']:,}/s over both catch-ups"
+        f" ({out['replay_rate_verify']:,}/s in verify for {out['replayed_in_verify']} writes,"
+        f" {out['replay_rate_rollback']:,}/s in the rollback's):"
+        f" {out['replay_rate'] / max(1, out['write_rate_done']):.1f}x the write rate"
     )
     print(f"copy end to swap {out['copy_end_to_swap_s']} s")
     print(

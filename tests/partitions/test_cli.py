@@ -4,10 +4,13 @@ import json
 
 import pytest
 from django.core.management import CommandError, call_command
+from psycopg import sql
 
+from partitions import faults
 from partitions.models import Migration, MigrationState
 
-from .conftest import checksum, relkind
+from .conftest import checksum, connect, relkind, run_inline
+from .test_postgres_migration import plan_and_start
 
 
 @pytest.fixture
@@ -97,3 +100,36 @@ def test_it_migrates_watches_and_rolls_back_from_the_command_line(
     assert checksum(warehouse_db, payments, "payments") == before
     holds = json.loads(cli("status", migration_id, "--json"))[0]["lock_holds_ms"]
     assert set(holds) == {"swap", "rollback"}
+
+
+@pytest.mark.django_db
+def test_status_shows_the_copy_and_catch_up_eta_while_they_run(
+    payments, warehouse_db, make_user, settings
+):
+    settings.PARTITIONS_REPLAY_BATCH = 20  # rounds short enough to watch
+    settings.PARTITIONS_LOCK_BACKLOG = 0
+    migration = plan_and_start(make_user("admin"), payments)
+    seen = {}
+
+    def status(key: str):
+        def read():
+            seen[key] = json.loads(cli("status", str(migration.pk), "--json"))[0]["eta"]
+
+        return read
+
+    def write_a_backlog():
+        with connect(warehouse_db) as conn:
+            t = sql.Identifier(payments, "payments")
+            conn.execute(sql.SQL("UPDATE {} SET status = 'LATE' WHERE id <= 200").format(t))
+
+    faults.arm("copy", 3, action=status("copy"))
+    faults.arm("copy", 4, action=write_a_backlog)
+    faults.arm("catch_up", 2, action=status("catch_up"))
+
+    run_inline(migration)
+
+    copy = seen["copy"]["copy"]
+    assert copy["batches_done"] >= 1 and copy["rows_per_s"] > 0 and copy["eta_s"] > 0
+    catch_up = seen["catch_up"]["catch_up"]
+    assert catch_up["replayed"] == 40 and catch_up["backlog"] == 160
+    assert catch_up["replay_rate"] > 0 and catch_up["eta_s"] > 0

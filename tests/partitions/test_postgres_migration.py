@@ -236,13 +236,17 @@ def test_it_copies_batches_in_parallel_on_separate_connections(
     before = checksum(warehouse_db, payments, "payments")
     lanes = []
 
-    def count_connections():
+    with connect(warehouse_db) as conn:
+        started = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+
+    def count_connections():  # the run's connections (opened since it started)
         with connect(warehouse_db) as conn:
             lanes.append(
                 conn.execute(
                     "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND application_name = %s",
-                    [APPLICATION_NAME],
+                    " WHERE datname = current_database() AND application_name = %s"
+                    " AND backend_start >= %s",
+                    [APPLICATION_NAME, started],
                 ).fetchone()[0]
             )
 

@@ -145,6 +145,8 @@ def test_it_plans_confirms_runs_and_rolls_back_through_the_pages(
     assert checksum(warehouse_db, payments, "payments") == before
     partial = client.get(f"/partitions/migrations/{migration.pk}/", HTTP_HX_REQUEST="true")
     assert "post_check" in partial.text and "hx-trigger" not in partial.text
+    hold = migration.lock_holds_ms["swap"]
+    assert f"Exclusive lock held</dt><dd>swap {hold} ms" in partial.text
 
     response = client.post(
         f"/partitions/migrations/{migration.pk}/rollback/", {"reason": "dashboards slower"}
@@ -156,6 +158,8 @@ def test_it_plans_confirms_runs_and_rolls_back_through_the_pages(
     assert migration.state == MigrationState.ROLLED_BACK
     assert relkind(warehouse_db, payments, "payments") == "r"
     assert checksum(warehouse_db, payments, "payments") == before
+    page = client.get(f"/partitions/migrations/{migration.pk}/")
+    assert f"rollback {migration.lock_holds_ms['rollback']} ms" in page.text
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"partitions.plan", "partitions.migrate", "partitions.rollback"} <= actions
     assert AuditEvent.objects.get(action="partitions.migrate").run_id == migration.run_id

@@ -1,6 +1,6 @@
 """The PostgreSQL backend, one layer per module:
 
-catalog → rules → render / swap / templates → plan → run → retention → backend.
+catalog → rules → render / swap / templates → plan → replay → run → retention → backend.
 Each module imports only the ones before it.
 """
 
