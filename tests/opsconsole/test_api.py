@@ -15,7 +15,7 @@ from partitions.models import Migration
 from tests.cachemgr.conftest import scratch  # noqa: F401  (fixture)
 from tests.jobs import testjobs
 from tests.jobs.conftest import release_slow_jobs, wait_for  # noqa: F401  (fixture)
-from tests.partitions.conftest import payments  # noqa: F401  (fixture)
+from tests.partitions.conftest import payments, payments_with_null_keys  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 assert testjobs  # registers test_ok / test_slow
@@ -180,7 +180,7 @@ def test_invalidating_a_big_pattern_needs_it_typed_as_confirm(
 def test_a_migration_is_planned_and_started_with_the_table_typed(
     api_as, celery_worker, request, settings, warehouse_db
 ):
-    schema = request.getfixturevalue("payments")
+    schema = request.getfixturevalue("payments_with_null_keys")
     settings.WAREHOUSES = {"main": warehouse_db}
     api = api_as("operator")
     body = {

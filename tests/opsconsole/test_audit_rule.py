@@ -38,12 +38,11 @@ from partitions.queries import activity, apply, drops, slow
 from tests.cachemgr.conftest import scratch  # noqa: F401  (fixture)
 from tests.jobs import testjobs
 from tests.jobs.conftest import release_slow_jobs, wait_for  # noqa: F401  (fixture)
-from tests.partitions.conftest import ACCEPT_NULL_KEYS, payments  # noqa: F401  (fixture)
+from tests.partitions.conftest import payments  # noqa: F401  (fixture)
 from tests.queries.conftest import own_database, shop, warehouses, wh  # noqa: F401  (fixtures)
 
 assert get_resolver().url_patterns  # imports every view, hence every service module
-# The payments fixture has rows without a key: the plan accepts losing uniqueness.
-MONTHLY = {"column": "created_at", "granularity": "month", **ACCEPT_NULL_KEYS}
+MONTHLY = {"column": "created_at", "granularity": "month"}
 
 
 @dataclass
