@@ -121,7 +121,12 @@ class TypedTableField(forms.CharField):
 
 
 class ConfirmForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
+    reason = forms.CharField(
+        label="Reason (required)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        help_text="Why now? Kept in the audit log.",
+    )
 
     def __init__(self, *args, migration: Migration, **kwargs):
         super().__init__(*args, **kwargs)
@@ -129,7 +134,12 @@ class ConfirmForm(forms.Form):
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
+    reason = forms.CharField(
+        label="Reason (required)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        help_text="Why now? Kept in the audit log.",
+    )
 
 
 class DropOriginalForm(forms.Form):
