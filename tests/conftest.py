@@ -16,7 +16,7 @@ from opsconsole.roles import set_role
 pytest_plugins = ["tests.browser", "tests.bigquery"]
 
 PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
-WAREHOUSE_DB = "opsconsole_test_wh"
+WAREHOUSE_DB = settings.TEST_WAREHOUSE_DB
 
 
 @pytest.fixture

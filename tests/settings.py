@@ -9,9 +9,11 @@ import os
 import tempfile
 import uuid
 
+# Two test processes side by side (two checkouts) each name their own warehouse database.
+TEST_WAREHOUSE_DB = os.environ.get("OPSCONSOLE_TEST_WAREHOUSE_DB", "opsconsole_test_wh")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("CACHE_TARGETS", "main=redis://127.0.0.1:6379/14")
-os.environ.setdefault("WAREHOUSES", "main=postgres://postgres@127.0.0.1:5432/opsconsole_test_wh")
+os.environ.setdefault("WAREHOUSES", f"main=postgres://postgres@127.0.0.1:5432/{TEST_WAREHOUSE_DB}")
 
 from opsconsole.settings import *  # noqa: E402,F403
 from opsconsole.settings import DATABASES  # noqa: E402

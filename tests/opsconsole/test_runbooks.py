@@ -116,9 +116,7 @@ def test_retry_failed_syncs_retries_then_checks_row_counts(
     assert run.result["steps"][2]["output"]["tables"][0]["target_rows"] == 500
 
 
-def test_four_eyes_the_requester_cannot_approve_and_nobody_approves_twice(
-    transactional_db, make_user
-):
+def test_four_eyes_the_requester_cannot_approve_and_nobody_approves_twice(celery_worker, make_user):
     book = get("health_sweep_four_eyes") or register(
         replace(get("health_sweep"), name="health_sweep_four_eyes", needs_approval=True)
     )
@@ -135,6 +133,8 @@ def test_four_eyes_the_requester_cannot_approve_and_nobody_approves_twice(
         services.decide(request, make_user("admin"), approve=True)
     assert Run.objects.count() == 1
     assert AuditEvent.objects.filter(action="runbook.approve", actor=approver).count() == 1
+    # The approved run really runs (and is over before the test's database is flushed).
+    assert wait_for(request.run, timeout=30).status == "succeeded"
 
 
 def test_a_new_attempt_resumes_after_the_last_finished_step(transactional_db, make_user):

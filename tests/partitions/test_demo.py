@@ -28,8 +28,8 @@ def test_it_seeds_the_bigquery_demo_table_once(bq_emulator, settings):
         backend.close()
 
 
-def test_it_says_when_no_emulator_warehouse_is_configured(settings):
-    settings.WAREHOUSES = {"main": "postgres://postgres@127.0.0.1:5432/opsconsole_test_wh"}
+def test_it_says_when_no_emulator_warehouse_is_configured(settings, warehouse_db):
+    settings.WAREHOUSES = {"main": warehouse_db}
     assert "PostgreSQL demo only" in demo.seed()["bigquery"]
 
 
