@@ -226,3 +226,32 @@ def test_the_readiness_watch_is_a_default_beat_schedule():
     schedules.install_default_schedules()
     task = PeriodicTask.objects.get(name="notifications: readiness watch")
     assert task.task == readiness.WATCH_TASK and task.interval.every == 60
+
+
+def test_a_four_eyes_request_and_its_approval_reach_the_subscribers(
+    celery_worker, make_user, http_receiver
+):
+    from dataclasses import replace
+
+    from opsconsole.runbooks import get, register
+    from opsconsole.runbooks import services as runbooks
+
+    book = get("health_sweep_four_eyes") or register(
+        replace(get("health_sweep"), name="health_sweep_four_eyes", needs_approval=True)
+    )
+    admin, requester, approver = make_user("admin"), make_user("operator"), make_user("operator")
+    channel = webhook(admin, http_receiver)
+    for event in ("approval.requested", "approval.decided"):
+        services.subscribe(approver, approver, channel, event)
+    request = runbooks.launch(book, {}, requester, reason="quarterly check", assume_yes=True)
+    request = runbooks.decide(request, approver, approve=True)
+    assert wait_for(request.run, timeout=30).status == "succeeded"
+
+    received = {r["body"]["event"]: r for r in http_receiver.wait_for(2)}
+    asked, decided = received["approval.requested"], received["approval.decided"]
+    assert asked["signature_ok"] and decided["signature_ok"]
+    assert asked["body"]["summary"] == (
+        f"{requester.username} asks for approval to run health_sweep_four_eyes"
+    )
+    assert f"{approver.username} approved" in decided["body"]["summary"]
+    assert [d.status for d in settled(2)] == ["sent", "sent"]
