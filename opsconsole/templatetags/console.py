@@ -41,6 +41,12 @@ def duration_ms(value):
 
 
 @register.filter
+def seconds(value):
+    """`0.045` → "45 ms", `90` → "90.0 s", `5400` → "1.5 h"; "—" when unknown."""
+    return "—" if value is None else display.duration(float(value))
+
+
+@register.filter
 def facts(value):
     """A structured value (dict, list) as labelled, formatted facts: never a Python repr."""
     return display.facts(value)

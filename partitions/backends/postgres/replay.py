@@ -126,7 +126,7 @@ def catch_up(conn, plan: dict, direction: str, report: StepReport, until: int) -
         pending = backlog(conn, plan, direction)
         elapsed = max(time.monotonic() - started, 1e-6)
         shrink = (first - pending) / elapsed
-        eta = round((pending - until) / shrink, 1) if shrink > 0 and pending > until else None
+        eta = round((pending - until) / shrink, 3) if shrink > 0 and pending > until else None
         state = {
             "backlog": pending,
             "replayed": applied,
@@ -138,7 +138,7 @@ def catch_up(conn, plan: dict, direction: str, report: StepReport, until: int) -
             applied,
             applied + pending,
             f"catching up: {pending} writes behind, replaying {state['replay_rate']}/s"
-            + (f", ETA {eta} s" if eta is not None else ""),
+            + (f", ETA {eta:.3g} s" if eta is not None else ""),
         )
     return {
         "replayed": applied,

@@ -142,9 +142,10 @@ def copy(conn, plan, report, connect: Callable[[], psycopg.Connection] | None = 
                 rows_copied += future.result()
                 done.add(batch["n"])
                 elapsed = time.monotonic() - started
-                eta = round(elapsed / (len(done) - done_before) * (total - len(done)), 1)
+                # to the ms: a fast copy's ETA is small, never a false 0 while batches remain
+                eta = round(elapsed / (len(done) - done_before) * (total - len(done)), 3)
                 report.progress(
-                    len(done), total, f"copied batch {batch['n'] + 1} of {total}, ETA {eta:g} s"
+                    len(done), total, f"copied batch {batch['n'] + 1} of {total}, ETA {eta:.3g} s"
                 )
                 report.save(
                     batches_done=len(done),
