@@ -24,7 +24,7 @@ from opsconsole.confirmation import confirmation_error
 
 from .. import addresses, conf, targets
 from ..client import Cache
-from . import parallel
+from . import pacing, parallel
 from .keys import show
 
 GLOB_SPECIALS = b"[]?*\\"
@@ -394,28 +394,31 @@ def scan_unlink_in_steps(
 
 @dataclass
 class NodeSteps:
-    """Deleting on one primary: its steps, and what to do when its connection fails."""
+    """Deleting on one primary: its steps, their pace, and what to do when its
+    connection fails."""
 
     target: str
     node: targets.Node
     pattern: str
     scan_count: int
     batch: int
+    duty: float
     deleting: Callable[..., Iterator[tuple[int, int]]]
     follows_failover: bool
 
     def run(self, report: Callable[[tuple[str, int, int]], None], stop: threading.Event) -> None:
-        """Step until the node's SCAN ends, reporting (node, matched, deleted) per step.
+        """Step until the node's SCAN ends, reporting (node, matched, deleted) per step and
+        resting after each (pacing.paced) so the node works on this run at most `duty`
+        of the time. One step at a time is in flight per node.
 
         On a Sentinel target a dead primary is not the end: once the Sentinels name the
         promoted replica, the walk starts again from cursor 0 there (a cursor means
         nothing on another server, and deletions not yet replicated are redone)."""
         node = self.node
         while True:
+            steps = self.deleting(node.client, self.pattern, self.scan_count, self.batch)
             try:
-                for matched, deleted in self.deleting(
-                    node.client, self.pattern, self.scan_count, self.batch
-                ):
+                for matched, deleted in pacing.paced(steps, self.duty, stop):
                     report((node.name, matched, deleted))
                     if stop.is_set():
                         return
@@ -427,18 +430,40 @@ class NodeSteps:
                 report((node.name, 0, 0))
 
 
-def _node_steps(
-    target: str, pattern: str, scan_count: int, batch: int, mode: str
-) -> list[NodeSteps]:
-    """One NodeSteps per primary of `target`, in the chosen mode."""
-    deleting = scan_unlink_in_steps if mode == "steps" else scan_unlink
-    shape = targets.shape(target)
-    # A cluster node refuses a multi-key UNLINK across slots: one key per UNLINK there.
-    batch = 1 if shape == addresses.CLUSTER else batch
-    return [
-        NodeSteps(target, node, pattern, scan_count, batch, deleting, shape == addresses.SENTINEL)
-        for node in targets.primaries(target)
-    ]
+@dataclass
+class Walk:
+    """What one pattern invalidation walks with: the same for every primary."""
+
+    target: str
+    pattern: str
+    scan_count: int
+    batch: int
+    mode: str
+    duty: float
+
+    def node_steps(self) -> list[NodeSteps]:
+        """One NodeSteps per primary of the target as it is now, in the chosen mode."""
+        deleting = scan_unlink_in_steps if self.mode == "steps" else scan_unlink
+        shape = targets.shape(self.target)
+        # A cluster node refuses a multi-key UNLINK across slots: one key per UNLINK there.
+        batch = 1 if shape == addresses.CLUSTER else self.batch
+        return [
+            NodeSteps(
+                self.target,
+                node,
+                self.pattern,
+                self.scan_count,
+                batch,
+                self.duty,
+                deleting,
+                shape == addresses.SENTINEL,
+            )
+            for node in targets.primaries(self.target)
+        ]
+
+    def every_primary(self, on_steps: Callable[[list[tuple[str, int, int]]], None]) -> None:
+        """Walk every primary once, in parallel."""
+        parallel.walk_all([each.run for each in self.node_steps()], on_steps)
 
 
 @audited_action("cache.invalidate_pattern")
@@ -452,31 +477,45 @@ def invalidate_pattern(
     scan_count: int | None = None,
     batch: int | None = None,
     mode: str | None = None,
+    duty: float | None = None,
 ) -> dict[str, Any]:
     """UNLINK every key of `target` matching the glob `pattern`; returns the figures.
 
     Every primary (one, or each of a cluster's) is walked in parallel, each in bounded
     steps: `mode` "steps" (the default, CACHE_INVALIDATE_MODE) runs each SCAN step and
     its UNLINKs server-side; "pipeline" pipelines SCAN and UNLINK from here (for a Redis
-    where EVAL is disabled). Either blocks a node for one COUNT-sized step at a time.
-    On a Sentinel target the run follows a failover to the promoted replica.
+    where EVAL is disabled). Either blocks a node for one COUNT-sized step at a time, and
+    rests after each so a node works on the run at most `duty` of the time
+    (CACHE_INVALIDATE_DUTY). On a Sentinel target the run follows a failover to the
+    promoted replica.
 
     Keys are gone for good: they come back as the product reloads them (or a warmer).
     If Redis goes away midway, it raises TargetUnavailable naming how many were deleted,
     and the audit event (outcome failed) carries the same figures."""
     check_pattern(pattern)
-    scan_count = scan_count or conf.get("CACHE_SCAN_COUNT")
-    batch = batch or conf.get("CACHE_UNLINK_BATCH")
-    mode = mode or conf.get("CACHE_INVALIDATE_MODE")
-    steps = _node_steps(target, pattern, scan_count, batch, mode)
+    walk = Walk(
+        target,
+        pattern,
+        scan_count or conf.get("CACHE_SCAN_COUNT"),
+        batch or conf.get("CACHE_UNLINK_BATCH"),
+        mode or conf.get("CACHE_INVALIDATE_MODE"),
+        duty or conf.get("CACHE_INVALIDATE_DUTY"),
+    )
+    pacing.rest_per_busy_second(walk.duty)  # a bad setting fails before anything is deleted
     with audit.record(
         actor, "cache.invalidate_pattern", f"{target}:{pattern}", run=run, pattern=pattern
     ) as event:
         figures = event.params
         figures.update(
-            target=target, matched=0, deleted=0, rounds=0, scan_count=scan_count, mode=mode
+            target=target,
+            matched=0,
+            deleted=0,
+            rounds=0,
+            scan_count=walk.scan_count,
+            mode=walk.mode,
+            duty=walk.duty,
         )
-        figures["nodes"] = {each.node.name: 0 for each in steps}
+        figures["nodes"] = {node.name: 0 for node in targets.primaries(target)}
         started = time.perf_counter()
 
         def on_steps(done: list[tuple[str, int, int]]) -> None:
@@ -491,7 +530,7 @@ def invalidate_pattern(
                 progress(figures)
 
         try:
-            parallel.walk_all([each.run for each in steps], on_steps)
+            walk.every_primary(on_steps)
         except (*targets.REDIS_FAULTS, targets.TargetUnavailable) as exc:
             raise targets.TargetUnavailable(
                 f"Redis target {target} went away after {figures['deleted']:,} keys were "
