@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.core import signing
+from redis.exceptions import AskError
 
 from jobs import runner
 from jobs.models import Run
@@ -37,10 +38,21 @@ JOB_NAME = "cache.invalidate_pattern"
 # How long a run on a Sentinel target waits for the promoted replica after its primary
 # went away (Sentinel's down-after plus the election, with room to spare).
 FAILOVER_WAIT_S = 60.0
+# A cluster whose slots moved under a pattern invalidation is walked again (see
+# Walk.whole_cluster): at most this many passes, each after waiting this long for a
+# migration in progress to end.
+CLUSTER_PASSES = 5
+SLOTS_SETTLE_WAIT_S = 60.0
 
 
 class BadPattern(ValueError):
     pass
+
+
+class SlotsKeptMoving(Exception):
+    def __init__(self, passes: int):
+        super().__init__(f"slots still moving after {passes} passes")
+        self.passes = passes
 
 
 class ConfirmationNeeded(Exception):
@@ -349,9 +361,11 @@ def scan_unlink(
             unlinks += 1
         if scanning:
             pipe.scan(cursor, match=pattern, count=count)
-        results = pipe.execute()
-        deleted = sum(int(n) for n in results[:unlinks])
+        results = pipe.execute(raise_on_error=False)
+        deleted = _unlinked(results[:unlinks])
         if scanning:
+            if isinstance(results[-1], Exception):
+                raise results[-1]
             cursor, pending = results[-1]
             scanning = cursor != 0
         else:
@@ -359,14 +373,38 @@ def scan_unlink(
         yield len(pending), deleted
 
 
+def _unlinked(answers: list[Any]) -> int:
+    """How many keys the UNLINK answers deleted. A cluster node answers MOVED for a key of
+    a slot it is still importing (not its own yet): that key is its owner's to delete, so
+    it is skipped; any other error ends the walk."""
+    deleted = 0
+    for answer in answers:
+        if isinstance(answer, AskError):  # MOVED is an AskError too
+            continue
+        if isinstance(answer, Exception):
+            raise answer
+        deleted += int(answer)
+    return deleted
+
+
 # One SCAN step and the UNLINKs of what it found, inside Redis: the keys never travel to
 # the console. Each call is one bounded step (COUNT buckets), so Redis serves other
-# clients between calls exactly as with the pipelined loop above.
+# clients between calls exactly as with the pipelined loop above. An UNLINK a cluster node
+# refuses (a key of a slot it is still importing: not its own yet; Redis 7.0 says "non
+# local key", later versions MOVED / ASK) is skipped, not fatal.
 SCAN_UNLINK_STEP = """
+local function not_this_nodes(err)
+  return err:find('non local key', 1, true) or err:find('^MOVED') or err:find('^ASK')
+end
 local reply = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
 local keys, batch, deleted = reply[2], tonumber(ARGV[4]), 0
 for i = 1, #keys, batch do
-  deleted = deleted + redis.call('UNLINK', unpack(keys, i, math.min(i + batch - 1, #keys)))
+  local n = redis.pcall('UNLINK', unpack(keys, i, math.min(i + batch - 1, #keys)))
+  if type(n) ~= 'table' then
+    deleted = deleted + n
+  elseif not not_this_nodes(n.err) then
+    return redis.error_reply(n.err)
+  end
 end
 return {reply[1], #keys, deleted}
 """
@@ -465,6 +503,28 @@ class Walk:
         """Walk every primary once, in parallel."""
         parallel.walk_all([each.run for each in self.node_steps()], on_steps)
 
+    def whole_cluster(
+        self, on_steps: Callable[[list[tuple[str, int, int]]], None], on_pass: Callable
+    ) -> None:
+        """Walk every primary of a cluster, and again while slots moved under the walk.
+
+        A slot migrated midway carries its keys to another primary, perhaps one whose
+        walk is past them or over: they would be missed. So the slot layout is read
+        before and after each pass; a pass is conclusive when the layout stayed the same
+        and no slot was migrating (then every key that matched stayed on a node that was
+        walked whole). Otherwise, once the migration settles, the new layout is walked
+        again (deleting what is left is cheap: the matching keys are mostly gone).
+        SlotsKeptMoving after CLUSTER_PASSES passes without a conclusive one."""
+        for number in range(1, CLUSTER_PASSES + 1):
+            on_pass(number)
+            before = targets.slot_layout(self.target)
+            self.every_primary(on_steps)
+            after = targets.slot_layout(self.target)
+            if after == before and not after.moving:
+                return
+            targets.wait_for_settled_slots(self.target, SLOTS_SETTLE_WAIT_S)
+        raise SlotsKeptMoving(CLUSTER_PASSES)
+
 
 @audited_action("cache.invalidate_pattern")
 def invalidate_pattern(
@@ -487,7 +547,7 @@ def invalidate_pattern(
     where EVAL is disabled). Either blocks a node for one COUNT-sized step at a time, and
     rests after each so a node works on the run at most `duty` of the time
     (CACHE_INVALIDATE_DUTY). On a Sentinel target the run follows a failover to the
-    promoted replica.
+    promoted replica; on a cluster it walks again where slots moved under it.
 
     Keys are gone for good: they come back as the product reloads them (or a warmer).
     If Redis goes away midway, it raises TargetUnavailable naming how many were deleted,
@@ -530,7 +590,16 @@ def invalidate_pattern(
                 progress(figures)
 
         try:
-            walk.every_primary(on_steps)
+            if targets.shape(target) == addresses.CLUSTER:
+                walk.whole_cluster(on_steps, on_pass=lambda n: figures.update(passes=n))
+            else:
+                walk.every_primary(on_steps)
+        except SlotsKeptMoving as exc:
+            raise targets.TargetUnavailable(
+                f"The slots of cluster {target} were still moving after {exc.passes} passes "
+                f"({figures['deleted']:,} keys deleted): run it again once the resharding "
+                "has finished."
+            ) from exc
         except (*targets.REDIS_FAULTS, targets.TargetUnavailable) as exc:
             raise targets.TargetUnavailable(
                 f"Redis target {target} went away after {figures['deleted']:,} keys were "
