@@ -2,6 +2,7 @@
 node's latency probed.
 
     .venv/bin/python bench/cache_cluster.py [--keys 3000000] [--analyze-keys 10000000]
+        [--duty D] [--analyze-duty D] [--analyze-count N]
 
 Part 1 starts a local 3-primary cluster (cachemgr.localservers), loads `--keys` keys
 (half match bench:match:*) and deletes the matching half two ways, reloading between:
@@ -11,7 +12,11 @@ Part 1 starts a local 3-primary cluster (cachemgr.localservers), loads `--keys` 
 Part 2 starts one redis-server, loads `--analyze-keys` keys (five namespaces, strings,
 hashes and lists, a third without TTL) and runs the exact analysis (a cache.analyze Run).
 One process per node PINGs it every millisecond; each row shows the worst round trip
-beside the idle probe's. Servers are stopped and their directories removed at the end.
+beside the idle probe's, and under it each node's server time per step (Redis' own
+latency figures, p50 and max: what a PING can wait behind one step, without the
+machine's scheduling); the pacing settings in force are printed first (the duties
+default to the console's settings). Servers are stopped and their directories removed at
+the end.
 """
 
 import argparse
@@ -46,6 +51,29 @@ def probe(port: int, ready, stop, result) -> None:
         worst = max(worst, time.perf_counter() - started)
         time.sleep(0.001)
     result.put((port, worst * 1000))
+
+
+def reset_command_times(ports: list[int]) -> None:
+    """Start each node's per-command latency figures afresh, with the maximum kept."""
+    for port in ports:
+        client = redis.Redis(port=port)
+        client.config_set("latency-tracking-info-percentiles", "50 99 100")
+        client.config_resetstat()
+        client.close()
+
+
+def command_times(ports: list[int], commands: tuple[str, ...]) -> str:
+    """Each node's server time per call of `commands` (p50 / max, µs): how long one
+    step held the node, whatever the machine's scheduling added around it."""
+    shown = []
+    for port in ports:
+        client = redis.Redis(port=port)
+        stats = client.info("latencystats")
+        client.close()
+        for command in commands:
+            if figures := stats.get(f"latency_percentiles_usec_{command}"):
+                shown.append(f"{port} {command} {figures['p50']:.0f}/{figures['p100']:.0f}")
+    return "server µs per call (p50/max): " + "  ".join(shown)
 
 
 def timed(ports: list[int], action) -> tuple[float, dict[int, float]]:
@@ -141,6 +169,20 @@ def setup_django(cluster_url: str, node_url: str) -> None:
     call_command("migrate", verbosity=0)
 
 
+def use_settings(**options) -> None:
+    """Set the options given on the command line, then print the pacing in force."""
+    from django.conf import settings
+
+    from cachemgr import conf
+
+    for name, value in options.items():
+        if value is not None:
+            setattr(settings, name, value)
+    names = ("CACHE_SCAN_COUNT", "CACHE_INVALIDATE_DUTY", "CACHE_ANALYZE_COUNT")
+    shown = [f"{name}={conf.get(name)}" for name in (*names, "CACHE_ANALYZE_DUTY")]
+    print("pacing: " + "  ".join(shown), flush=True)
+
+
 def row(label: str, keys: int, seconds: float, worst: dict[int, float], idle: dict) -> None:
     pings = "  ".join(
         f"{port}: {ms:5.1f} ms (idle {idle[port]:4.1f})" for port, ms in worst.items()
@@ -158,17 +200,19 @@ def invalidation_part(cluster: LocalCluster, keys: int) -> None:
     load_cluster(cluster, "bench:other:", half)
     _, idle = timed(ports, lambda: time.sleep(3))
     results = {}
-    for label, action in [
-        ("(b) bare per-node SCAN+UNLINK", lambda: bare_client(ports)),
-        ("(c) console invalidate_pattern", console_invalidation),
+    for label, action, commands in [
+        ("(b) bare per-node SCAN+UNLINK", lambda: bare_client(ports), ("scan", "unlink")),
+        ("(c) console invalidate_pattern", console_invalidation, ("evalsha",)),
     ]:
         load_cluster(cluster, "bench:match:", half)
         assert sum(node.client.dbsize() for node in cluster.nodes) == 2 * half
+        reset_command_times(ports)
         seconds, worst = timed(ports, action)
         left = sum(node.client.dbsize() for node in cluster.nodes)
         assert left == half, f"{label}: {left - half} matching keys left"
         results[label] = half / seconds
         row(label, half, seconds, worst, idle)
+        print(f"{'':<36} {command_times(ports, commands)}", flush=True)
     ratio = results["(c) console invalidate_pattern"] / results["(b) bare per-node SCAN+UNLINK"]
     print(f"console / bare client: {ratio:.2f}×", flush=True)
 
@@ -196,11 +240,13 @@ def analysis_part(node: Server, keys: int) -> None:
     load_node(node.client, keys)
     _, idle = timed([node.port], lambda: time.sleep(3))
     outcome = {}
+    reset_command_times([node.port])
     seconds, worst = timed(
         [node.port], lambda: outcome.update(run_job("cache.analyze", {"target": "node"}))
     )
     assert outcome["keys"] == keys, outcome
     row("exact analysis (cache.analyze)", keys, seconds, worst, idle)
+    print(f"{'':<36} {command_times([node.port], ('evalsha',))}", flush=True)
 
 
 def main() -> None:
@@ -208,16 +254,19 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=3_000_000)
     parser.add_argument("--analyze-keys", type=int, default=10_000_000)
     parser.add_argument("--analyze-count", type=int, help="CACHE_ANALYZE_COUNT (SCAN COUNT)")
+    parser.add_argument("--duty", type=float, help="CACHE_INVALIDATE_DUTY (0 < duty ≤ 1)")
+    parser.add_argument("--analyze-duty", type=float, help="CACHE_ANALYZE_DUTY (0 < duty ≤ 1)")
     args = parser.parse_args()
     cluster = LocalCluster(3)
     directory = Path(tempfile.mkdtemp(prefix="oc-bench-node-"))
     node = Server(directory)
     try:
         setup_django(cluster.url, f"redis://127.0.0.1:{node.port}/0")
-        if args.analyze_count:
-            from django.conf import settings
-
-            settings.CACHE_ANALYZE_COUNT = args.analyze_count
+        use_settings(
+            CACHE_ANALYZE_COUNT=args.analyze_count,
+            CACHE_INVALIDATE_DUTY=args.duty,
+            CACHE_ANALYZE_DUTY=args.analyze_duty,
+        )
         if args.keys:
             invalidation_part(cluster, args.keys)
         if args.analyze_keys:

@@ -1,14 +1,19 @@
-"""Server-rendered SVG line charts for the stats history (no JavaScript, no CDN)."""
+"""The Cache page's history charts: one line per figure, drawn by opsconsole.charts (the
+console's one SVG line chart, axes labelled), each y axis in the figure's own unit."""
 
 from datetime import datetime
 
-from django.template.defaultfilters import filesizeformat
+from django.utils.safestring import SafeString
 
-WIDTH, HEIGHT, PAD = 600, 140, 4
+from opsconsole import charts
+
 MAX_POINTS = 240
+MEMORY_UNITS = (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10))
+EMPTY = "First point in about a minute (the beat task stores one snapshot a minute)."
 
 
 def _downsample(points: list[tuple[datetime, float]]) -> list[tuple[datetime, float]]:
+    """At most MAX_POINTS points, each the mean of the snapshots it stands for."""
     if len(points) <= MAX_POINTS:
         return points
     size = len(points) / MAX_POINTS
@@ -19,51 +24,54 @@ def _downsample(points: list[tuple[datetime, float]]) -> list[tuple[datetime, fl
     return out
 
 
-def line_chart(title: str, points: list[tuple[datetime, float]], fmt, floor_zero=True) -> dict:
-    """Coordinates for one <polyline> plus its axis labels."""
+def _memory_unit(largest: float) -> tuple[str, int]:
+    """The unit memory reads best in at this size: the largest one it fills."""
+    for unit, size in MEMORY_UNITS:
+        if largest >= size:
+            return unit, size
+    return "bytes", 1
+
+
+def _figure(
+    title: str, points: list[tuple[datetime, float]], unit: str, y_max: float | None = None
+) -> dict:
+    """One chart: its title, its newest value with the unit (None before the first
+    snapshot), and the SVG."""
     points = _downsample([(t, v) for t, v in points if v is not None])
-    chart = {"title": title, "width": WIDTH, "height": HEIGHT, "points": "", "empty": not points}
-    if not points:
-        return chart
     values = [v for _, v in points]
-    low = 0.0 if floor_zero else min(values)
-    high = max(values)
-    if high == low:
-        high = low + 1
-    t0, t1 = points[0][0].timestamp(), points[-1][0].timestamp()
-    span = (t1 - t0) or 1
-    coords = []
-    for t, v in points:
-        x = PAD + (t.timestamp() - t0) / span * (WIDTH - 2 * PAD)
-        y = HEIGHT - PAD - (v - low) / (high - low) * (HEIGHT - 2 * PAD)
-        coords.append(f"{x:.1f},{y:.1f}")
-    chart.update(
-        points=" ".join(coords),
-        high=fmt(high),
-        low=fmt(low),
-        last=fmt(values[-1]),
-        start=points[0][0],
-        end=points[-1][0],
+    svg: SafeString = charts.line(
+        values,
+        width=600,
+        height=140,
+        label=title,
+        unit=unit,
+        start=points[0][0] if points else None,
+        end=points[-1][0] if points else None,
+        empty=EMPTY,
+        y_max=y_max,
     )
-    return chart
-
-
-def _percent(value: float) -> str:
-    return f"{value * 100:.1f} %"
-
-
-def _number(value: float) -> str:
-    return f"{value:,.0f}"
+    now = None
+    if values:
+        number = f"{values[-1]:,.1f}".removesuffix(".0")
+        now = f"{number}%" if unit == "%" else f"{number} {unit}"
+    return {"title": title, "svg": svg, "now": now}
 
 
 def history(rows: list[tuple]) -> list[dict]:
     """rows: (taken_at, hit_rate, used_memory, ops_per_sec, evicted_keys), oldest first."""
-    evictions = []
-    for previous, row in zip(rows, rows[1:], strict=False):
-        evictions.append((row[0], float(max(0, row[4] - previous[4]))))
+    memory_unit, memory_size = _memory_unit(max((r[2] for r in rows), default=0))
+    evictions = [
+        (row[0], float(max(0, row[4] - previous[4])))
+        for previous, row in zip(rows, rows[1:], strict=False)
+    ]
     return [
-        line_chart("Hit rate", [(r[0], r[1]) for r in rows], _percent),
-        line_chart("Memory used", [(r[0], float(r[2])) for r in rows], filesizeformat),
-        line_chart("Ops/s", [(r[0], r[3]) for r in rows], _number),
-        line_chart("Evictions per snapshot", evictions, _number),
+        _figure(
+            "Hit rate",
+            [(r[0], None if r[1] is None else 100 * r[1]) for r in rows],
+            "%",
+            y_max=100,
+        ),
+        _figure("Memory used", [(r[0], r[2] / memory_size) for r in rows], memory_unit),
+        _figure("Ops/s", [(r[0], r[3]) for r in rows], "ops/s"),
+        _figure("Evictions per snapshot", evictions, "keys"),
     ]

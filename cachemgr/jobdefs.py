@@ -43,11 +43,13 @@ def invalidate_pattern(ctx, params):
         recorded = figures["deleted"]
         figures["deleted_by_earlier_attempts"] = earlier
         total = max(estimate, figures["deleted"]) if estimate else None
+        # A cluster whose slots moved under the run is walked again: say so.
+        again = f" · pass {figures['passes']}" if figures.get("passes", 1) > 1 else ""
         ctx.progress(
             figures["deleted"],
             total,
             f"{figures['deleted']:,} deleted · {figures['rounds']:,} SCAN rounds · "
-            f"{figures['rate']:,} keys/s",
+            f"{figures['rate']:,} keys/s{again}",
         )
 
     ctx.log(f"invalidating {params['pattern']!r} on {params['target']}")

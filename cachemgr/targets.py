@@ -23,6 +23,8 @@ _NODE_CLIENTS: dict[tuple[str, str, int], redis.Redis] = {}
 # Retries of one command after a connection fault on a cluster or Sentinel target (a
 # moved slot, a replica just promoted); see addresses.failover_retry.
 FAILOVER_RETRIES = 2
+# A cluster's slot layout counts as settled once it stayed the same this long.
+SLOTS_QUIET_S = 1.0
 
 
 class UnknownTarget(LookupError):
@@ -181,6 +183,53 @@ def wait_for_new_primary(target: str, timeout: float) -> Node:
                 f"Cache target {target}: no primary answered within {timeout:g} s."
             )
         time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class SlotLayout:
+    """Who serves which slots of a cluster, as each primary says of itself: per primary
+    its name, config epoch (a slot that moved and came back still moves an epoch), slot
+    ranges, and the slots it is migrating or importing."""
+
+    primaries: tuple[tuple[str, str, tuple, tuple], ...]
+
+    @property
+    def moving(self) -> bool:
+        """True while a slot is being migrated (its keys are on two nodes)."""
+        return any(migrations for *_, migrations in self.primaries)
+
+
+def slot_layout(target: str) -> SlotLayout:
+    """The cluster's slot layout now: the slot map is read again (not the client's copy),
+    then every primary describes itself (CLUSTER NODES, its `myself` line)."""
+    client = connect(target)
+    layout = []
+    try:
+        client.nodes_manager.initialize()
+        for node in primaries(target):
+            me = next(n for n in node.client.cluster("nodes").values() if "myself" in n["flags"])
+            migrations = sorted((m["slot"], m["state"], m["node_id"]) for m in me["migrations"])
+            slots = tuple(tuple(r) for r in me["slots"])
+            layout.append((node.name, me["epoch"], slots, tuple(migrations)))
+    except REDIS_FAULTS as exc:
+        raise unavailable(target, exc) from exc
+    return SlotLayout(tuple(layout))
+
+
+def wait_for_settled_slots(target: str, timeout: float, quiet: float = SLOTS_QUIET_S) -> None:
+    """Return once the cluster's slot layout has stayed the same, with no slot migrating,
+    for `quiet` seconds (a resharding moves one slot after another: between two of them
+    nothing is migrating for an instant), or after `timeout` seconds (a resharding may
+    take hours: the caller decides what an unsettled layout means)."""
+    deadline = time.monotonic() + timeout
+    layout, still_since = slot_layout(target), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = slot_layout(target)
+        if now != layout:
+            layout, still_since = now, time.monotonic()
+        elif not now.moving and time.monotonic() - still_since >= quiet:
+            return
 
 
 def describe(target: str) -> str:

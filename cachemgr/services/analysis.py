@@ -5,7 +5,8 @@ per type counts; the biggest keys. Each step is one short server-side script (SC
 COUNT n, n = CACHE_ANALYZE_COUNT, and for those keys TYPE, PTTL and MEMORY USAGE, tallied
 inside Redis), so a node is blocked for one bounded step at a time and only the tallies
 travel. Where Redis refuses EVAL the same step is pipelined from here. The primaries are
-walked in parallel. The walk is a `cache.analyze` Run; its KeyspaceAnalysis row is the
+walked in parallel, each paced (pacing.paced, CACHE_ANALYZE_DUTY) so that a node also
+rests between steps. The walk is a `cache.analyze` Run; its KeyspaceAnalysis row is the
 checkpoint (each node's cursor and the tallies so far), written every few seconds, so a
 cancelled or killed run resumes where it stopped.
 
@@ -17,7 +18,7 @@ its table during the walk (the run's progress compares the count with DBSIZE).
 import heapq
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -32,7 +33,7 @@ from opsconsole.actions import audited_action
 
 from .. import conf, targets
 from ..models import KeyspaceAnalysis
-from . import parallel
+from . import pacing, parallel
 from .keys import show
 
 JOB_NAME = "cache.analyze"
@@ -218,13 +219,10 @@ def _bucket(pttl: int) -> str:
     return "longer"
 
 
-def walk_node(
-    node: targets.Node, cursor: str, count: int, tally: Tally, report, stop: threading.Event
-) -> None:
-    """Step through one primary from `cursor`, handing each Step to `report` (a thread of
-    its own per primary; the tally itself is only touched by the run's thread)."""
+def node_steps(node: targets.Node, cursor: str, count: int, tally: Tally) -> Iterator[Step]:
+    """The steps through one primary from `cursor` to the end of its SCAN."""
     take = step_in_redis
-    while not stop.is_set():
+    while True:
         try:
             step = take(node.client, node.name, cursor, count, tally.threshold)
         except redis.ResponseError:
@@ -232,9 +230,27 @@ def walk_node(
                 raise
             take = step_pipelined  # scripting refused: nothing was counted yet
             continue
-        report(step)
+        yield step
         cursor = step.cursor
         if cursor == "0":
+            return
+
+
+def walk_node(
+    node: targets.Node,
+    cursor: str,
+    count: int,
+    duty: float,
+    tally: Tally,
+    report,
+    stop: threading.Event,
+) -> None:
+    """Step through one primary from `cursor`, handing each Step to `report` and resting
+    after each so the node works on the analysis at most `duty` of the time (a thread of
+    its own per primary; the tally itself is only touched by the run's thread)."""
+    for step in pacing.paced(node_steps(node, cursor, count, tally), duty, stop):
+        report(step)
+        if stop.is_set():
             return
 
 
@@ -260,6 +276,7 @@ def analyze(
     run: Run | None = None,
     progress: Callable[[KeyspaceAnalysis, int], None] | None = None,
     count: int | None = None,
+    duty: float | None = None,
 ) -> KeyspaceAnalysis:
     """Walk every key of every primary of `target` (the primaries in parallel) and store
     the figures. Changes nothing in Redis (so no audit event of its own: the run's start
@@ -267,6 +284,8 @@ def analyze(
     DBSIZE total; if it raises (a cancelled run), the row is kept as `stopped` with its
     cursors, and a later run resumes from them."""
     count = count or conf.get("CACHE_ANALYZE_COUNT")
+    duty = duty or conf.get("CACHE_ANALYZE_DUTY")
+    pacing.rest_per_busy_second(duty)  # a bad setting fails before the walk starts
     primaries = targets.primaries(target)
     try:
         total = sum(int(node.client.dbsize()) for node in primaries)
@@ -296,7 +315,8 @@ def analyze(
     ]
     try:
         parallel.walk_all(
-            [partial(walk_node, node, cursor, count, tally) for node, cursor in walks], on_steps
+            [partial(walk_node, node, cursor, count, duty, tally) for node, cursor in walks],
+            on_steps,
         )
     except targets.REDIS_FAULTS as exc:
         tally.save(status=KeyspaceAnalysis.STOPPED, seconds=spent + time.perf_counter() - started)

@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.core import signing
+from redis.exceptions import AskError
 
 from jobs import runner
 from jobs.models import Run
@@ -24,7 +25,7 @@ from opsconsole.confirmation import confirmation_error
 
 from .. import addresses, conf, targets
 from ..client import Cache
-from . import parallel
+from . import pacing, parallel
 from .keys import show
 
 GLOB_SPECIALS = b"[]?*\\"
@@ -37,10 +38,21 @@ JOB_NAME = "cache.invalidate_pattern"
 # How long a run on a Sentinel target waits for the promoted replica after its primary
 # went away (Sentinel's down-after plus the election, with room to spare).
 FAILOVER_WAIT_S = 60.0
+# A cluster whose slots moved under a pattern invalidation is walked again (see
+# Walk.whole_cluster): at most this many passes, each after waiting this long for a
+# migration in progress to end.
+CLUSTER_PASSES = 5
+SLOTS_SETTLE_WAIT_S = 60.0
 
 
 class BadPattern(ValueError):
     pass
+
+
+class SlotsKeptMoving(Exception):
+    def __init__(self, passes: int):
+        super().__init__(f"slots still moving after {passes} passes")
+        self.passes = passes
 
 
 class ConfirmationNeeded(Exception):
@@ -349,9 +361,11 @@ def scan_unlink(
             unlinks += 1
         if scanning:
             pipe.scan(cursor, match=pattern, count=count)
-        results = pipe.execute()
-        deleted = sum(int(n) for n in results[:unlinks])
+        results = pipe.execute(raise_on_error=False)
+        deleted = _unlinked(results[:unlinks])
         if scanning:
+            if isinstance(results[-1], Exception):
+                raise results[-1]
             cursor, pending = results[-1]
             scanning = cursor != 0
         else:
@@ -359,14 +373,38 @@ def scan_unlink(
         yield len(pending), deleted
 
 
+def _unlinked(answers: list[Any]) -> int:
+    """How many keys the UNLINK answers deleted. A cluster node answers MOVED for a key of
+    a slot it is still importing (not its own yet): that key is its owner's to delete, so
+    it is skipped; any other error ends the walk."""
+    deleted = 0
+    for answer in answers:
+        if isinstance(answer, AskError):  # MOVED is an AskError too
+            continue
+        if isinstance(answer, Exception):
+            raise answer
+        deleted += int(answer)
+    return deleted
+
+
 # One SCAN step and the UNLINKs of what it found, inside Redis: the keys never travel to
 # the console. Each call is one bounded step (COUNT buckets), so Redis serves other
-# clients between calls exactly as with the pipelined loop above.
+# clients between calls exactly as with the pipelined loop above. An UNLINK a cluster node
+# refuses (a key of a slot it is still importing: not its own yet; Redis 7.0 says "non
+# local key", later versions MOVED / ASK) is skipped, not fatal.
 SCAN_UNLINK_STEP = """
+local function not_this_nodes(err)
+  return err:find('non local key', 1, true) or err:find('^MOVED') or err:find('^ASK')
+end
 local reply = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
 local keys, batch, deleted = reply[2], tonumber(ARGV[4]), 0
 for i = 1, #keys, batch do
-  deleted = deleted + redis.call('UNLINK', unpack(keys, i, math.min(i + batch - 1, #keys)))
+  local n = redis.pcall('UNLINK', unpack(keys, i, math.min(i + batch - 1, #keys)))
+  if type(n) ~= 'table' then
+    deleted = deleted + n
+  elseif not not_this_nodes(n.err) then
+    return redis.error_reply(n.err)
+  end
 end
 return {reply[1], #keys, deleted}
 """
@@ -394,28 +432,31 @@ def scan_unlink_in_steps(
 
 @dataclass
 class NodeSteps:
-    """Deleting on one primary: its steps, and what to do when its connection fails."""
+    """Deleting on one primary: its steps, their pace, and what to do when its
+    connection fails."""
 
     target: str
     node: targets.Node
     pattern: str
     scan_count: int
     batch: int
+    duty: float
     deleting: Callable[..., Iterator[tuple[int, int]]]
     follows_failover: bool
 
     def run(self, report: Callable[[tuple[str, int, int]], None], stop: threading.Event) -> None:
-        """Step until the node's SCAN ends, reporting (node, matched, deleted) per step.
+        """Step until the node's SCAN ends, reporting (node, matched, deleted) per step and
+        resting after each (pacing.paced) so the node works on this run at most `duty`
+        of the time. One step at a time is in flight per node.
 
         On a Sentinel target a dead primary is not the end: once the Sentinels name the
         promoted replica, the walk starts again from cursor 0 there (a cursor means
         nothing on another server, and deletions not yet replicated are redone)."""
         node = self.node
         while True:
+            steps = self.deleting(node.client, self.pattern, self.scan_count, self.batch)
             try:
-                for matched, deleted in self.deleting(
-                    node.client, self.pattern, self.scan_count, self.batch
-                ):
+                for matched, deleted in pacing.paced(steps, self.duty, stop):
                     report((node.name, matched, deleted))
                     if stop.is_set():
                         return
@@ -427,18 +468,62 @@ class NodeSteps:
                 report((node.name, 0, 0))
 
 
-def _node_steps(
-    target: str, pattern: str, scan_count: int, batch: int, mode: str
-) -> list[NodeSteps]:
-    """One NodeSteps per primary of `target`, in the chosen mode."""
-    deleting = scan_unlink_in_steps if mode == "steps" else scan_unlink
-    shape = targets.shape(target)
-    # A cluster node refuses a multi-key UNLINK across slots: one key per UNLINK there.
-    batch = 1 if shape == addresses.CLUSTER else batch
-    return [
-        NodeSteps(target, node, pattern, scan_count, batch, deleting, shape == addresses.SENTINEL)
-        for node in targets.primaries(target)
-    ]
+@dataclass
+class Walk:
+    """What one pattern invalidation walks with: the same for every primary."""
+
+    target: str
+    pattern: str
+    scan_count: int
+    batch: int
+    mode: str
+    duty: float
+
+    def node_steps(self) -> list[NodeSteps]:
+        """One NodeSteps per primary of the target as it is now, in the chosen mode."""
+        deleting = scan_unlink_in_steps if self.mode == "steps" else scan_unlink
+        shape = targets.shape(self.target)
+        # A cluster node refuses a multi-key UNLINK across slots: one key per UNLINK there.
+        batch = 1 if shape == addresses.CLUSTER else self.batch
+        return [
+            NodeSteps(
+                self.target,
+                node,
+                self.pattern,
+                self.scan_count,
+                batch,
+                self.duty,
+                deleting,
+                shape == addresses.SENTINEL,
+            )
+            for node in targets.primaries(self.target)
+        ]
+
+    def every_primary(self, on_steps: Callable[[list[tuple[str, int, int]]], None]) -> None:
+        """Walk every primary once, in parallel."""
+        parallel.walk_all([each.run for each in self.node_steps()], on_steps)
+
+    def whole_cluster(
+        self, on_steps: Callable[[list[tuple[str, int, int]]], None], on_pass: Callable
+    ) -> None:
+        """Walk every primary of a cluster, and again while slots moved under the walk.
+
+        A slot migrated midway carries its keys to another primary, perhaps one whose
+        walk is past them or over: they would be missed. So the slot layout is read
+        before and after each pass; a pass is conclusive when the layout stayed the same
+        and no slot was migrating (then every key that matched stayed on a node that was
+        walked whole). Otherwise, once the migration settles, the new layout is walked
+        again (deleting what is left is cheap: the matching keys are mostly gone).
+        SlotsKeptMoving after CLUSTER_PASSES passes without a conclusive one."""
+        for number in range(1, CLUSTER_PASSES + 1):
+            on_pass(number)
+            before = targets.slot_layout(self.target)
+            self.every_primary(on_steps)
+            after = targets.slot_layout(self.target)
+            if after == before and not after.moving:
+                return
+            targets.wait_for_settled_slots(self.target, SLOTS_SETTLE_WAIT_S)
+        raise SlotsKeptMoving(CLUSTER_PASSES)
 
 
 @audited_action("cache.invalidate_pattern")
@@ -452,31 +537,45 @@ def invalidate_pattern(
     scan_count: int | None = None,
     batch: int | None = None,
     mode: str | None = None,
+    duty: float | None = None,
 ) -> dict[str, Any]:
     """UNLINK every key of `target` matching the glob `pattern`; returns the figures.
 
     Every primary (one, or each of a cluster's) is walked in parallel, each in bounded
     steps: `mode` "steps" (the default, CACHE_INVALIDATE_MODE) runs each SCAN step and
     its UNLINKs server-side; "pipeline" pipelines SCAN and UNLINK from here (for a Redis
-    where EVAL is disabled). Either blocks a node for one COUNT-sized step at a time.
-    On a Sentinel target the run follows a failover to the promoted replica.
+    where EVAL is disabled). Either blocks a node for one COUNT-sized step at a time, and
+    rests after each so a node works on the run at most `duty` of the time
+    (CACHE_INVALIDATE_DUTY). On a Sentinel target the run follows a failover to the
+    promoted replica; on a cluster it walks again where slots moved under it.
 
     Keys are gone for good: they come back as the product reloads them (or a warmer).
     If Redis goes away midway, it raises TargetUnavailable naming how many were deleted,
     and the audit event (outcome failed) carries the same figures."""
     check_pattern(pattern)
-    scan_count = scan_count or conf.get("CACHE_SCAN_COUNT")
-    batch = batch or conf.get("CACHE_UNLINK_BATCH")
-    mode = mode or conf.get("CACHE_INVALIDATE_MODE")
-    steps = _node_steps(target, pattern, scan_count, batch, mode)
+    walk = Walk(
+        target,
+        pattern,
+        scan_count or conf.get("CACHE_SCAN_COUNT"),
+        batch or conf.get("CACHE_UNLINK_BATCH"),
+        mode or conf.get("CACHE_INVALIDATE_MODE"),
+        duty or conf.get("CACHE_INVALIDATE_DUTY"),
+    )
+    pacing.rest_per_busy_second(walk.duty)  # a bad setting fails before anything is deleted
     with audit.record(
         actor, "cache.invalidate_pattern", f"{target}:{pattern}", run=run, pattern=pattern
     ) as event:
         figures = event.params
         figures.update(
-            target=target, matched=0, deleted=0, rounds=0, scan_count=scan_count, mode=mode
+            target=target,
+            matched=0,
+            deleted=0,
+            rounds=0,
+            scan_count=walk.scan_count,
+            mode=walk.mode,
+            duty=walk.duty,
         )
-        figures["nodes"] = {each.node.name: 0 for each in steps}
+        figures["nodes"] = {node.name: 0 for node in targets.primaries(target)}
         started = time.perf_counter()
 
         def on_steps(done: list[tuple[str, int, int]]) -> None:
@@ -491,7 +590,16 @@ def invalidate_pattern(
                 progress(figures)
 
         try:
-            parallel.walk_all([each.run for each in steps], on_steps)
+            if targets.shape(target) == addresses.CLUSTER:
+                walk.whole_cluster(on_steps, on_pass=lambda n: figures.update(passes=n))
+            else:
+                walk.every_primary(on_steps)
+        except SlotsKeptMoving as exc:
+            raise targets.TargetUnavailable(
+                f"The slots of cluster {target} were still moving after {exc.passes} passes "
+                f"({figures['deleted']:,} keys deleted): run it again once the resharding "
+                "has finished."
+            ) from exc
         except (*targets.REDIS_FAULTS, targets.TargetUnavailable) as exc:
             raise targets.TargetUnavailable(
                 f"Redis target {target} went away after {figures['deleted']:,} keys were "

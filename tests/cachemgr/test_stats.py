@@ -1,5 +1,6 @@
 """The stats page, namespace discovery and the per-minute snapshots."""
 
+import re
 import time
 from datetime import timedelta
 
@@ -108,6 +109,25 @@ def test_it_draws_the_history_as_server_side_svg(client_as, fresh_discovery):
     assert response.status_code == 200
     assert page.count("<polyline") == 4
     assert "<script" not in page
+
+
+@pytest.mark.django_db
+def test_each_history_chart_states_its_unit_on_its_y_axis(client_as, fresh_discovery):
+    now = timezone.now()
+    for minute in range(30):
+        StatsSnapshot.objects.create(
+            target="main",
+            taken_at=now - timedelta(minutes=30 - minute),
+            hit_rate=0.5 + minute / 100,
+            used_memory=(40 + minute) << 20,
+            ops_per_sec=1000 + minute,
+            evicted_keys=minute * 20,
+        )
+    response = client_as("viewer").get("/cache/history/", {"target": "main", "range": "1h"})
+    svgs = re.findall(r"<svg.*?</svg>", response.content.decode(), re.DOTALL)
+    tops = [re.findall(r'class="tick" text-anchor="end">([^<]*)</text>', svg)[0] for svg in svgs]
+    assert tops == ["100%", "69 MB", "1,029 ops/s", "20 keys"]
+    assert "now 79%" in response.content.decode()
 
 
 @pytest.mark.django_db
