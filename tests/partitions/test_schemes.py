@@ -385,3 +385,65 @@ def test_a_list_of_a_not_null_column_keeps_its_primary_key(payments, make_user):
     assert migration.plan["estimates"]["partitions_to_create"] == 3  # and the default
     index_sql = next(s for s in migration.plan["steps"] if s["name"] == "index")["sql"]
     assert any('PRIMARY KEY ("id", "status")' in statement for statement in index_sql)
+
+
+# --- the plan form offers what fits the column ----------------------------------------
+
+
+def page(client, schema: str, column: str) -> str:
+    url = f"/partitions/main/table/?schema={schema}&table=payments&column={column}"
+    response = client.get(url)
+    assert response.status_code == 200
+    return response.text
+
+
+def test_the_form_offers_only_the_figures_that_fit_the_column(client_as, payments):
+    operator = client_as("operator")
+    by_time = page(operator, payments, "created_at")
+    assert 'name="granularity"' in by_time and 'name="retention_days"' in by_time
+    assert 'name="width"' not in by_time and 'name="modulus"' not in by_time
+    assert '<input type="hidden" name="scheme" value="range"' in by_time
+    by_id = page(operator, payments, "id")
+    assert 'name="width"' in by_id and 'name="modulus"' in by_id
+    assert 'name="granularity"' not in by_id and 'name="retention_days"' not in by_id
+    assert '<option value="list">' in by_id and '<option value="range" selected>' in by_id
+    by_text = page(operator, payments, "status")
+    assert '<option value="range"' not in by_text and '<option value="hash" selected>' in by_text
+    assert 'name="width"' not in by_text and 'name="granularity"' not in by_text
+
+
+def test_a_viewer_sees_the_choices_but_cannot_plan(client_as, payments):
+    viewer_page = page(client_as("viewer"), payments, "id")
+    assert 'name="width"' in viewer_page
+    assert '<fieldset class="plain" disabled>' in viewer_page
+    assert client_as("viewer").post("/partitions/main/plan/", {}).status_code == 403
+
+
+def post_plan(client, schema: str, **fields):
+    data = {"schema": schema, "table": "payments", "batch_rows": 1000, "throttle_ms": 0}
+    return client.post("/partitions/main/plan/", {**data, **fields})
+
+
+def test_bad_figures_are_form_errors_not_500s(client_as, payments):
+    operator = client_as("operator")
+    response = post_plan(operator, payments, column="customer_id", scheme="hash", modulus=99)
+    assert response.status_code == 400
+    assert "Ensure this value is less than or equal to 64" in response.text
+    response = post_plan(operator, payments, column="description", scheme="list")
+    assert response.status_code == 400
+    assert "more than 100 distinct values" in response.text
+    response = post_plan(operator, payments, column="created_at", scheme="hash")
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.text
+    assert not Migration.objects.exists()
+
+
+def test_the_form_plans_hash_partitioning_without_the_other_figures(client_as, payments):
+    response = post_plan(
+        client_as("operator"), payments, column="customer_id", scheme="hash", modulus=4, width=7
+    )
+    assert response.status_code == 302
+    migration = Migration.objects.get()
+    assert migration.options["scheme"] == "hash" and migration.options["modulus"] == 4
+    assert migration.options["width"] is None
+    assert len(migration.plan["partitions"]) == 4

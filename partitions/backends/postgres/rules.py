@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .. import uuid7
-from ..base import MigrationOptions, PlanRefused, TableInfo, fit_identifier
+from ..base import Column, MigrationOptions, PlanRefused, TableInfo, fit_identifier
 
 GRANULARITIES = ("day", "week", "month")
 SCHEMES = ("range", "hash", "list")
@@ -106,6 +106,19 @@ def refuse_unless_migratable(info: TableInfo, options: MigrationOptions) -> None
     if blocking:
         reasons = "; ".join(f"{d.kind} {d.name}: {d.carried_over}" for d in blocking)
         raise PlanRefused(f"these dependents cannot be carried over automatically: {reasons}")
+
+
+def fitting_schemes(column: Column) -> tuple[str, ...]:
+    """The schemes a column can partition by, as the plan form offers them: ranges of
+    time, integers and UUIDv7s; hash and list of any type with equality (a time key
+    is offered ranges only: a partition per instant or hash of instants helps no one)."""
+    if column.type.split("(")[0] in NO_EQUALITY:
+        return ()
+    return {
+        "time": ("range",),
+        "uuid": ("range", "hash"),
+        "integer": ("range", "hash", "list"),
+    }.get(column.key_kind, ("hash", "list"))
 
 
 def refuse_unfit_key(key: PartitionKey, type_: str) -> None:
