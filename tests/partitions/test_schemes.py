@@ -12,7 +12,7 @@ from partitions.backends.base import PlanRefused
 from partitions.backends.postgres.retention import maintain
 from partitions.models import Migration, MigrationState
 
-from .conftest import checksum, connect, relkind, run_inline, tables_in
+from .conftest import checksum, connect, create_payments, relkind, run_inline, tables_in
 
 pytestmark = pytest.mark.django_db
 
@@ -370,6 +370,31 @@ def test_list_partitions_migrate_with_writes_and_roll_back(warehouse_db, orders,
             sql.SQL("UPDATE {} SET region = 'us' WHERE id = 1").format(t),
             sql.SQL("INSERT INTO {} VALUES (2002, NULL, 2)").format(t),
         ],
+    )
+
+
+def test_list_partitions_of_a_table_without_primary_key_replay_row_by_row(
+    warehouse_db, pg_schema, make_user
+):
+    create_payments(warehouse_db, pg_schema, pk=False)
+    t = sql.Identifier(pg_schema, "payments")
+    migration = plan(make_user("admin"), pg_schema, "payments", column="status", scheme="list")
+    assert migration.plan["batches"] == [{"n": 0, "where": "not_null", "lo": None, "hi": None}]
+    writes = [
+        sql.SQL("UPDATE {} SET status = 'PENDING' WHERE id BETWEEN 1 AND 5").format(t),
+        sql.SQL("UPDATE {} SET status = 'REFUNDED' WHERE id = 6").format(t),  # to the default
+        sql.SQL("DELETE FROM {} WHERE id = 8").format(t),
+    ]
+
+    result = migrate_with_writes(warehouse_db, migration, writes)
+
+    assert_swapped_equal(warehouse_db, pg_schema, "payments", migration, 5, result)
+    rolled_back_after(
+        warehouse_db,
+        pg_schema,
+        "payments",
+        migration,
+        [sql.SQL("UPDATE {} SET status = 'COMPLETED' WHERE id = 6").format(t)],
     )
 
 

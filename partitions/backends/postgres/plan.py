@@ -52,9 +52,10 @@ def build_plan(
 ) -> dict:
     """The plan of migration `migration_id`: its partitions laid out from the profiled
     keys (a round width picked for an integer range the operator left open)."""
-    if PartitionKey.of(info, options).kind == "integer" and options.width is None:
-        options = replace(options, width=round_width(profile["key_min"], profile["key_max"]))
     key = PartitionKey.of(info, options)
+    if key.scheme == "range" and key.kind == "integer" and options.width is None:
+        options = replace(options, width=round_width(profile["key_min"], profile["key_max"]))
+        key = PartitionKey.of(info, options)
     refuse_unless_uuid7(key, profile)
     names = migration_names(info.name, migration_id)
     parts = layout(key, profile, options, names, info.column(key.column).nullable)

@@ -284,6 +284,7 @@ def where_clause(r: Render, column: str, kind: str, type_: str) -> sql.Composabl
 
 
 def copy_statement(r, info, options, names, insertable, kind, batch_col, batch_type) -> str:
+    key = PartitionKey.of(info, options)
     cols = sql.SQL(", ").join(r.pcol(c) for c in insertable)
     return r(
         sql.SQL(
@@ -296,8 +297,8 @@ def copy_statement(r, info, options, names, insertable, kind, batch_col, batch_t
             cols=cols,
             src=r.ptable(info.name),
             where=where_clause(r, batch_col, kind, batch_type),
-            bucket=bucket_raw(r, PartitionKey.of(info, options), "n"),
-            label=bucket_label(PartitionKey.of(info, options), LABEL),
+            bucket=bucket_raw(r, key, "n"),
+            label=bucket_label(key, LABEL),
         )
     )
 

@@ -92,11 +92,12 @@ def refuse_unless_migratable(info: TableInfo, options: MigrationOptions) -> None
         raise PlanRefused(f"column {options.column!r} does not exist")
     if options.scheme not in SCHEMES:
         raise PlanRefused(f"scheme must be one of {', '.join(SCHEMES)}")
-    refuse_unfit_key(PartitionKey.of(info, options), column.type)
-    if options.retention_days and not PartitionKey.of(info, options).by_time:
+    key = PartitionKey.of(info, options)
+    refuse_unfit_key(key, column.type)
+    if options.retention_days and not key.by_time:
         raise PlanRefused(
             "retention by age applies to ranges of a time or UUIDv7 key only:"
-            f" {PartitionKey.of(info, options).retention()}. Leave retention days empty"
+            f" {key.retention()}. Leave retention days empty"
         )
     blocking = [
         d
