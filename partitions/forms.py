@@ -61,8 +61,8 @@ class PartitionColumnForm(forms.Form):
 # The figures a scheme does not read: dropped from its options.
 NOT_FOR = {
     "range": ("modulus",),
-    "hash": ("granularity", "width"),
-    "list": ("granularity", "width", "modulus"),
+    "hash": ("granularity", "width", "keep_ranges"),
+    "list": ("granularity", "width", "keep_ranges", "modulus"),
 }
 
 
@@ -76,6 +76,12 @@ class PlanForm(forms.Form):
         label="Range width",
         help_text="Range partitioning: how many ids per range. Empty: a round width giving"
         " about 16 ranges over today's ids.",
+    )
+    keep_ranges = forms.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Integer ranges carry no age, so retention drops none unless you ask: keep"
+        " the newest this many ranges that hold ids, drop those below them.",
     )
     modulus = forms.IntegerField(
         required=False,
@@ -141,7 +147,7 @@ class PlanForm(forms.Form):
         if not ("range" in schemes and kind in ("time", "uuid")):
             del self.fields["granularity"], self.fields["retention_days"]
         if not ("range" in schemes and kind == "integer"):
-            del self.fields["width"]
+            del self.fields["width"], self.fields["keep_ranges"]
         if "hash" not in schemes:
             del self.fields["modulus"]
         if schemes:

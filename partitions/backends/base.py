@@ -105,6 +105,9 @@ class MigrationOptions:
     scheme: str = "range"
     width: int | None = None
     modulus: int = 8
+    # Integer ranges have no age: retention drops ranges only if the operator asks,
+    # keeping the newest `keep_ranges` that hold ids.
+    keep_ranges: int | None = None
     clustering: list[str] = field(default_factory=list)
     retention_days: int | None = None
     require_partition_filter: bool = False

@@ -146,7 +146,29 @@ def test_integer_ranges_pick_a_round_width_and_premake_past_the_highest_id(
     assert preview["expired"] == []
 
 
-def test_retention_by_age_is_refused_for_integer_hash_and_list_keys(payments, make_user):
+def test_integer_ranges_are_dropped_only_when_the_operator_asks(warehouse_db, payments, make_user):
+    migration = plan(
+        make_user("admin"), payments, "payments", column="id", width=1000, keep_ranges=2
+    )
+    assert migration.plan["estimates"]["retention"].startswith(
+        "as you asked: ranges below the newest 2 that hold ids are dropped"
+    )
+    Migration.objects.filter(pk=migration.pk).update(state=MigrationState.RUNNING)
+    run_inline(migration)
+    prefix = migration.plan["names"]["partition_prefix"]
+    with connect(warehouse_db) as conn:
+        preview = maintain(conn, migration.plan, dry_run=True)
+        # ids 1..3,000 fill the ranges from 0, 1,000, 2,000 and 3,000: the newest two stay
+        assert preview["expired"] == [f"{prefix}0", f"{prefix}1000"]
+        assert checksum(warehouse_db, payments, "payments")[0] == 3000
+        maintain(conn, migration.plan, dry_run=False)
+        lowest = conn.execute(
+            sql.SQL("SELECT min(id) FROM {}").format(sql.Identifier(payments, "payments"))
+        ).fetchone()[0]
+    assert lowest == 2000
+
+
+def test_retention_is_refused_where_it_does_not_apply(payments, make_user):
     for options in (
         {"column": "id"},
         {"column": "customer_id", "scheme": "hash"},
@@ -154,6 +176,15 @@ def test_retention_by_age_is_refused_for_integer_hash_and_list_keys(payments, ma
     ):
         with pytest.raises(PlanRefused, match="retention by age applies to ranges of a time"):
             plan(make_user("admin"), payments, "payments", retention_days=30, **options)
+    with pytest.raises(PlanRefused, match="keep ranges applies to ranges of an integer key"):
+        plan(
+            make_user("admin"),
+            payments,
+            "payments",
+            column="customer_id",
+            scheme="hash",
+            keep_ranges=2,
+        )
 
 
 # --- range on a UUIDv7 key -----------------------------------------------------------
@@ -429,7 +460,7 @@ def test_the_form_offers_only_the_figures_that_fit_the_column(client_as, payment
     assert 'name="width"' not in by_time and 'name="modulus"' not in by_time
     assert '<input type="hidden" name="scheme" value="range"' in by_time
     by_id = page(operator, payments, "id")
-    assert 'name="width"' in by_id and 'name="modulus"' in by_id
+    assert 'name="width"' in by_id and 'name="modulus"' in by_id and 'name="keep_ranges"' in by_id
     assert 'name="granularity"' not in by_id and 'name="retention_days"' not in by_id
     assert '<option value="list">' in by_id and '<option value="range" selected>' in by_id
     by_text = page(operator, payments, "status")

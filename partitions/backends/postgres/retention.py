@@ -24,7 +24,9 @@ def maintain(
     Changes (unless dry_run): creates range partitions of the migrated table (days,
     weeks or months past today; integer ranges past the highest id); with
     retention_days (time and UUIDv7 ranges only: ids and hash or list partitions
-    carry no age), detaches and drops partitions whose range ended before the cutoff.
+    carry no age), detaches and drops partitions whose range ended before the cutoff;
+    on integer ranges, only if the operator asked (keep_ranges), those below the newest
+    `keep_ranges` ranges that hold ids.
     Undo: a created partition is dropped by hand if unwanted; a dropped one is gone
     (restore from backup), which is why the page previews the statements first."""
     scheme = plan["options"].get("scheme", "range")
@@ -32,12 +34,14 @@ def maintain(
         return {"statements": [], "expired": [], "note": NOTHING_TO_MAINTAIN[scheme]}
     existing = partition_ranges(conn, plan["schema"], plan["table"])
     if plan.get("key_kind") == "integer":
-        statements, expired = upcoming_ids(conn, plan, existing), []
+        highest = highest_id(conn, plan)
+        statements = upcoming_ids(conn, plan, existing, highest)
+        expired = surplus_ranges(plan, existing, highest)
     else:
         today = today or datetime.now(UTC).date()
         statements = upcoming_periods(conn, plan, existing, today)
         expired = [name for name, _lo, hi in existing if is_expired(plan, hi, today)]
-        statements += drop_statements(conn, plan, expired)
+    statements += drop_statements(conn, plan, expired)
     if not dry_run:
         for statement in statements:
             with conn.transaction():
@@ -77,17 +81,20 @@ def upcoming_periods(conn, plan: dict, existing: list, today: date) -> list[str]
     return statements
 
 
-def upcoming_ids(conn, plan: dict, existing: list) -> list[str]:
+def highest_id(conn, plan: dict) -> int | None:
+    return conn.execute(
+        sql.SQL("SELECT max({}) FROM {}").format(
+            sql.Identifier(plan["key"]), sql.Identifier(plan["schema"], plan["table"])
+        )
+    ).fetchone()[0]
+
+
+def upcoming_ids(conn, plan: dict, existing: list, highest: int | None) -> list[str]:
     """Integer ranges until `premake` of them lie above the highest id."""
     if not existing:
         return []
     options = plan["options"]
     width = int(options["width"])
-    highest = conn.execute(
-        sql.SQL("SELECT max({}) FROM {}").format(
-            sql.Identifier(plan["key"]), sql.Identifier(plan["schema"], plan["table"])
-        )
-    ).fetchone()[0]
     cursor = existing[-1][2]
     horizon = (highest if highest is not None else cursor) + width * options.get("premake", 3)
     statements = []
@@ -96,6 +103,16 @@ def upcoming_ids(conn, plan: dict, existing: list) -> list[str]:
         statements.append(create_statement(conn, plan, name, cursor, cursor + width))
         cursor += width
     return statements
+
+
+def surplus_ranges(plan: dict, existing: list, highest: int | None) -> list[str]:
+    """Integer ranges below the newest `keep_ranges` that hold ids (upcoming ones,
+    above the highest id, do not count), when the operator asked for it."""
+    keep = plan["options"].get("keep_ranges")
+    if not keep or highest is None:
+        return []
+    filled = [name for name, lo, _hi in existing if lo <= highest]
+    return filled[:-keep]
 
 
 def is_expired(plan: dict, hi: date, today: date) -> bool:

@@ -33,6 +33,7 @@ class PartitionKey:
     granularity: str = "month"
     width: int | None = None
     modulus: int = 8
+    keep_ranges: int | None = None
 
     @classmethod
     def of(cls, info: TableInfo, options: MigrationOptions) -> "PartitionKey":
@@ -43,6 +44,7 @@ class PartitionKey:
             granularity=options.granularity,
             width=options.width,
             modulus=options.modulus,
+            keep_ranges=options.keep_ranges,
         )
 
     @property
@@ -65,10 +67,16 @@ class PartitionKey:
         """What retention means for this scheme (the plan says it)."""
         if self.by_time:
             return "by age: partitions wholly older than retention days are dropped"
+        if self.scheme == "range" and self.keep_ranges:
+            return (
+                f"as you asked: ranges below the newest {self.keep_ranges} that hold ids are"
+                " dropped (ids carry no age, so by count); upcoming ranges are created ahead"
+                " of the highest id"
+            )
         if self.scheme == "range":
             return (
-                "none: ids carry no age, so no range is dropped; upcoming ranges are"
-                " created ahead of the highest id"
+                "none: ids carry no age, so no range is dropped unless you ask (keep ranges);"
+                " upcoming ranges are created ahead of the highest id"
             )
         return f"none: a {self.scheme} partition holds rows of every age"
 
@@ -98,6 +106,10 @@ def refuse_unless_migratable(info: TableInfo, options: MigrationOptions) -> None
         raise PlanRefused(
             "retention by age applies to ranges of a time or UUIDv7 key only:"
             f" {key.retention()}. Leave retention days empty"
+        )
+    if options.keep_ranges is not None and not (key.scheme == "range" and key.kind == "integer"):
+        raise PlanRefused(
+            "keep ranges applies to ranges of an integer key only (time ranges: retention days)"
         )
     blocking = [
         d
@@ -134,6 +146,8 @@ def refuse_unfit_key(key: PartitionKey, type_: str) -> None:
             raise PlanRefused(f"granularity must be one of {', '.join(GRANULARITIES)}")
         if key.kind == "integer" and key.width is not None and key.width < 1:
             raise PlanRefused("the width of an integer range must be at least 1")
+        if key.keep_ranges is not None and key.keep_ranges < 1:
+            raise PlanRefused("keep ranges must be at least 1 (the range being filled)")
         return
     if type_.split("(")[0] in NO_EQUALITY:
         raise PlanRefused(

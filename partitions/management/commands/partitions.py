@@ -2,7 +2,8 @@
 
 manage.py partitions list [--warehouse main] [--json]
 manage.py partitions plan SCHEMA TABLE --column created_at --granularity month
-    [--scheme range|hash|list] [--width N (integer ranges)] [--modulus N (hash)]
+    [--scheme range|hash|list] [--width N] [--keep-ranges N] (integer ranges)
+    [--modulus N] (hash)
     [--null-keys lose_uniqueness --consent "lose uniqueness"] [--json]
 manage.py partitions migrate MIGRATION_ID --yes --reason "why" [--wait [--timeout S]]
 manage.py partitions status [MIGRATION_ID] [--json]
@@ -49,6 +50,12 @@ class Command(ConsoleCommand):
             "--width",
             type=int,
             help="ranges of an integer column: ids per range (default: a round width)",
+        )
+        plan.add_argument(
+            "--keep-ranges",
+            type=int,
+            help="integer ranges: retention keeps the newest N ranges holding ids and drops"
+            " those below (default: none dropped, ids carry no age)",
         )
         plan.add_argument("--modulus", type=int, default=8, help="hash: how many partitions")
         plan.add_argument("--clustering", default="")
@@ -107,6 +114,7 @@ class Command(ConsoleCommand):
             "scheme": opts["scheme"],
             "width": opts["width"],
             "modulus": opts["modulus"],
+            "keep_ranges": opts["keep_ranges"],
             "clustering": [c for c in opts["clustering"].split(",") if c],
             "retention_days": opts["retention_days"],
             "require_partition_filter": opts["require_partition_filter"],
