@@ -34,8 +34,11 @@ def plan(actor, schema: str, table: str, **options):
 
 
 def migrate_with_writes(url, migration, writes: list[sql.Composable]):
-    """Run the migration; `writes` hit the original after the copy, before the
-    verification (captured, so only the replay can bring them). Returns the result."""
+    """Confirm and run the migration; `writes` hit the original after the copy, before
+    the verification (captured, so only the replay can bring them). Returns the result."""
+    with pytest.raises(services.MigrationRefused, match="type the table name"):
+        services.check_start("test", migration, "not the table", "why")
+    services.check_start("test", migration, migration.table, "why")
     Migration.objects.filter(pk=migration.pk).update(state=MigrationState.RUNNING)
     migration.refresh_from_db()
 
@@ -503,3 +506,6 @@ def test_the_form_plans_hash_partitioning_without_the_other_figures(client_as, p
     assert migration.options["scheme"] == "hash" and migration.options["modulus"] == 4
     assert migration.options["width"] is None
     assert len(migration.plan["partitions"]) == 4
+    shown = client_as("viewer").get(f"/partitions/migrations/{migration.pk}/").text
+    assert "hash on customer_id into 4 partitions" in shown
+    assert "FOR VALUES WITH (MODULUS 4, REMAINDER 3)" in shown
