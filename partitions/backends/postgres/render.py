@@ -96,6 +96,9 @@ def step(name: str, title: str, statements: list[str], rollback: list[str], **ex
     return {"name": name, "title": title, "sql": statements, "rollback": rollback, **extra}
 
 
+PARTITION_BY = {"range": sql.SQL("RANGE"), "hash": sql.SQL("HASH"), "list": sql.SQL("LIST")}
+
+
 def step_create(r, info, options, names, parts, generated) -> dict:
     new = r.table(names["new"])
     stmts = [
@@ -107,7 +110,7 @@ def step_create(r, info, options, names, parts, generated) -> dict:
             ).format(
                 new=new,
                 src=r.table(info.name),
-                scheme=sql.SQL(options.scheme.upper()),
+                scheme=PARTITION_BY[options.scheme],
                 key=sql.Identifier(options.column),
             )
         )
