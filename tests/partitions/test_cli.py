@@ -74,10 +74,18 @@ def test_it_refuses_a_bad_column_with_a_clear_error(payments):
 def test_it_plans_hash_and_list_partitioning_and_refuses_bad_figures(payments):
     planned = json.loads(
         cli(
-            "plan", payments, "payments", "--column", "customer_id", "--scheme", "hash",
-            "--modulus", "16", "--json",
+            "plan",
+            payments,
+            "payments",
+            "--column",
+            "customer_id",
+            "--scheme",
+            "hash",
+            "--modulus",
+            "16",
+            "--json",
         )
-    )  # fmt: skip
+    )
     assert len(planned["plan"]["partitions"]) == 16
     assert planned["plan"]["estimates"]["scheme"] == "hash on customer_id into 16 partitions"
     text = cli("plan", payments, "payments", "--column", "id", "--width", "500")

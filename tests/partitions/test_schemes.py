@@ -12,7 +12,15 @@ from partitions.backends.base import PlanRefused
 from partitions.backends.postgres.retention import maintain
 from partitions.models import Migration, MigrationState
 
-from .conftest import checksum, connect, create_payments, relkind, run_inline, tables_in
+from .conftest import (
+    Writer,
+    checksum,
+    connect,
+    create_payments,
+    relkind,
+    run_inline,
+    tables_in,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -342,6 +350,32 @@ def test_hash_partitions_migrate_with_writes_and_roll_back(warehouse_db, payment
         "payments",
         migration,
         [sql.SQL("UPDATE {} SET customer_id = 50 WHERE id BETWEEN 200 AND 210").format(t)],
+    )
+
+
+def test_hash_partitions_take_a_concurrent_writer_without_losing_a_row(
+    warehouse_db, payments, make_user
+):
+    migration = plan(
+        make_user("admin"),
+        payments,
+        "payments",
+        column="customer_id",
+        scheme="hash",
+        modulus=4,
+        throttle_ms=20,
+    )
+    Migration.objects.filter(pk=migration.pk).update(state=MigrationState.RUNNING)
+    writer = Writer(warehouse_db, payments, "payments")
+    faults.arm("copy", 1, action=writer.start)
+    faults.arm("before_swap", 0, action=writer.finish)
+
+    run_inline(migration)
+
+    assert writer.done > 5
+    assert relkind(warehouse_db, payments, "payments") == "p"
+    assert checksum(warehouse_db, payments, "payments") == checksum(
+        warehouse_db, payments, migration.plan["names"]["old"]
     )
 
 
