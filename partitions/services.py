@@ -142,6 +142,7 @@ def plan_migration(
                 plan["warehouse"] = warehouse
                 plan["schema_fingerprint"] = backend.schema_fingerprint(info)
                 migration.plan = plan
+                migration.options = plan["options"]  # with what the plan chose (a width)
                 migration.plan_hash = Migration.hash_plan(plan)
                 migration.schema_fingerprint = plan["schema_fingerprint"]
                 migration.save()

@@ -14,7 +14,7 @@ from opsconsole.roles import has_role, role_required
 
 from . import services, warehouses
 from .backends.base import PlanRefused
-from .forms import ConfirmForm, DropOriginalForm, PlanForm, ReasonForm
+from .forms import ConfirmForm, DropOriginalForm, PartitionColumnForm, PlanForm, ReasonForm
 from .models import Migration
 from .retention import apply_retention, start_retention
 from .warehouses import WarehouseUnreachable
@@ -77,16 +77,20 @@ def table_detail(request, warehouse: str):
     warehouse = _warehouse(warehouse)
     info, parts = _table(request, warehouse)
     kind = warehouses.kind_of(warehouses.url_of(warehouse))
-    form = PlanForm(table=info, backend_kind=kind)
+    chosen = PartitionColumnForm(request.GET or None, table=info, backend_kind=kind).chosen()
+    form = PlanForm(table=info, backend_kind=kind, column=chosen)
     return render(request, "partitions/table.html", _table_context(warehouse, info, parts, form))
 
 
 def _table_context(warehouse, info, parts, form) -> dict:
+    chosen = {"column": form.key.name} if form.key else {}
+    column_form = PartitionColumnForm(initial=chosen, table=info, backend_kind=form.backend_kind)
     return {
         "warehouse": warehouse,
         "info": info,
         "partitions": parts,
         "form": form,
+        "column_form": column_form,
         "migrations": Migration.objects.filter(
             warehouse=warehouse, schema=info.schema, table=info.name
         ),
@@ -100,7 +104,7 @@ def plan(request, warehouse: str):
     warehouse = _warehouse(warehouse)
     info, parts = _table(request, warehouse)
     kind = warehouses.kind_of(warehouses.url_of(warehouse))
-    form = PlanForm(request.POST, table=info, backend_kind=kind)
+    form = PlanForm(request.POST, table=info, backend_kind=kind, column=None)
     if form.is_valid():
         try:
             migration = services.plan_migration(

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+INTEGER_TYPES = {"smallint", "integer", "bigint"}
 TIME_TYPES = {
     "timestamp with time zone",
     "timestamp without time zone",
@@ -41,6 +42,15 @@ class Column:
     @property
     def is_time(self) -> bool:
         return self.type in TIME_TYPES
+
+    @property
+    def key_kind(self) -> str:
+        """What a partition key of this type is: time, integer, uuid or other."""
+        if self.is_time:
+            return "time"
+        if self.type in INTEGER_TYPES:
+            return "integer"
+        return "uuid" if self.type == "uuid" else "other"
 
 
 @dataclass
@@ -88,7 +98,16 @@ class TableInfo:
 @dataclass
 class MigrationOptions:
     column: str
-    granularity: str
+    granularity: str = "month"
+    # PostgreSQL: "range" (time, integer or UUIDv7 key), "hash" or "list". A range on
+    # an integer key has ranges `width` ids wide (none: the plan picks a round width);
+    # hash partitioning has `modulus` partitions.
+    scheme: str = "range"
+    width: int | None = None
+    modulus: int = 8
+    # Integer ranges have no age: retention drops ranges only if the operator asks,
+    # keeping the newest `keep_ranges` that hold ids.
+    keep_ranges: int | None = None
     clustering: list[str] = field(default_factory=list)
     retention_days: int | None = None
     require_partition_filter: bool = False

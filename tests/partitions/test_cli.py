@@ -66,8 +66,36 @@ def test_it_plans_and_refuses_to_run_without_yes_and_reason(payments):
 
 @pytest.mark.django_db
 def test_it_refuses_a_bad_column_with_a_clear_error(payments):
-    with pytest.raises(CommandError, match="only timestamp and date columns"):
+    with pytest.raises(CommandError, match="needs a timestamp, date, integer or UUIDv7 column"):
         cli("plan", payments, "payments", "--column", "status")
+
+
+@pytest.mark.django_db
+def test_it_plans_hash_and_list_partitioning_and_refuses_bad_figures(payments):
+    planned = json.loads(
+        cli(
+            "plan",
+            payments,
+            "payments",
+            "--column",
+            "customer_id",
+            "--scheme",
+            "hash",
+            "--modulus",
+            "16",
+            "--json",
+        )
+    )
+    assert len(planned["plan"]["partitions"]) == 16
+    assert planned["plan"]["estimates"]["scheme"] == "hash on customer_id into 16 partitions"
+    text = cli("plan", payments, "payments", "--column", "id", "--width", "500")
+    assert "'scheme': 'ranges of 500 id values'" in text
+    with pytest.raises(CommandError, match="modulus must be between 2 and 64"):
+        cli("plan", payments, "payments", "--column", "id", "--scheme", "hash", "--modulus", "99")
+    with pytest.raises(CommandError, match="more than 100 distinct values"):
+        cli("plan", payments, "payments", "--column", "description", "--scheme", "list")
+    with pytest.raises(CommandError, match="width of an integer range must be at least 1"):
+        cli("plan", payments, "payments", "--column", "id", "--width", "0")
 
 
 def test_it_migrates_watches_and_rolls_back_from_the_command_line(

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from partitions.backends.postgres.catalog import filters_on, range_dates
+from partitions.backends.postgres.catalog import filters_on, range_bounds
 
 
 @pytest.mark.parametrize(
@@ -25,10 +25,10 @@ def test_it_knows_which_statements_filter_on_the_partition_column(query, expecte
 
 def test_it_reads_range_bounds_as_dates_and_skips_the_rest():
     stamp = "FOR VALUES FROM ('2024-01-01 00:00:00+00') TO ('2024-02-01 00:00:00+00')"
-    assert range_dates(stamp) == (date(2024, 1, 1), date(2024, 2, 1))
-    assert range_dates("FOR VALUES FROM ('2024-03-04') TO ('2024-03-11')") == (
+    assert range_bounds(stamp) == (date(2024, 1, 1), date(2024, 2, 1))
+    assert range_bounds("FOR VALUES FROM ('2024-03-04') TO ('2024-03-11')") == (
         date(2024, 3, 4),
         date(2024, 3, 11),
     )
-    assert range_dates("DEFAULT") is None
-    assert range_dates("FOR VALUES FROM (MINVALUE) TO ('2024-02-01')") is None
+    assert range_bounds("DEFAULT") is None
+    assert range_bounds("FOR VALUES FROM (MINVALUE) TO ('2024-02-01')") is None

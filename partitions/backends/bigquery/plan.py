@@ -229,6 +229,11 @@ def refuse_unless_migratable(info: TableInfo, options: MigrationOptions) -> None
     """PlanRefused, with the reason, unless BigQuery can partition the table so."""
     if info.kind == "partitioned":
         raise PlanRefused(f"{info.schema}.{info.name} is already partitioned")
+    if options.scheme != "range":
+        raise PlanRefused(
+            f"{options.scheme} partitioning is PostgreSQL only: BigQuery partitions by a"
+            " time column here"
+        )
     col = info.column(options.column)
     if col is None:
         raise PlanRefused(f"column {options.column!r} does not exist")

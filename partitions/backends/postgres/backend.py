@@ -45,7 +45,13 @@ from .catalog import (
     regclass,
 )
 from .plan import build_plan
-from .rules import GRANULARITIES, batch_column, refuse_unless_migratable
+from .rules import (
+    GRANULARITIES,
+    MAX_LIST_VALUES,
+    PartitionKey,
+    batch_column,
+    refuse_unless_migratable,
+)
 
 # Names the migration's session in pg_stat_activity (tests cut it by this name).
 APPLICATION_NAME = connections.application_name("partitions")
@@ -275,11 +281,16 @@ class PostgresBackend(Backend):
         table = sql.Identifier(info.schema, info.name)
         key = sql.Identifier(options.column)
         query = sql.SQL(
-            "SELECT count(*), count(*) FILTER (WHERE {key} IS NULL), min({key}), max({key}),"
+            "SELECT count(*), count(*) FILTER (WHERE {key} IS NULL), min({k}), max({k}),"
             " min({b}), max({b}) FROM {table}"
-        ).format(key=key, b=sql.Identifier(batch_col), table=table)
+        ).format(
+            key=key,
+            k=orderable(info, options.column),
+            b=orderable(info, batch_col),
+            table=table,
+        )
         rows, nulls, kmin, kmax, bmin, bmax = self.conn.execute(query).fetchone()
-        return {
+        profile = {
             "rows": rows,
             "null_keys": nulls,
             "key_min": kmin,
@@ -288,6 +299,29 @@ class PostgresBackend(Backend):
             "batch_min": bmin,
             "batch_max": bmax,
         }
+        key = PartitionKey.of(info, options)
+        if key.scheme == "range" and key.kind == "uuid":
+            profile.update(self.uuid_versions(table, key))
+        if key.scheme == "list":
+            profile["values"] = self.distinct_values(table, key)
+        return profile
+
+    def uuid_versions(self, table: sql.Composable, key: PartitionKey) -> dict[str, Any]:
+        """How many keys are not UUIDv7 (the version nibble, the 13th hex digit), and one."""
+        version = sql.SQL("substr(CAST({} AS text), 15, 1)").format(sql.Identifier(key.column))
+        query = sql.SQL("SELECT count(*), min(CAST({k} AS text)) FROM {t} WHERE {v} <> '7'").format(
+            k=sql.Identifier(key.column), t=table, v=version
+        )
+        count, example = self.conn.execute(query).fetchone()
+        return {"not_v7": count, "not_v7_example": example}
+
+    def distinct_values(self, table: sql.Composable, key: PartitionKey) -> list[Any]:
+        """The key's values, sorted; one past the most a list may have is enough for
+        the plan to refuse a longer list."""
+        query = sql.SQL(
+            "SELECT DISTINCT {k} FROM {t} WHERE {k} IS NOT NULL ORDER BY 1 LIMIT {n}"
+        ).format(k=sql.Identifier(key.column), t=table, n=sql.Literal(MAX_LIST_VALUES + 1))
+        return [row[0] for row in self.conn.execute(query)]
 
     def view_defs(self, info: TableInfo) -> list[dict[str, Any]]:
         reg = regclass(self.conn, info.schema, info.name)
@@ -328,3 +362,11 @@ class PostgresBackend(Backend):
 
     def maintain(self, plan: dict, dry_run: bool) -> dict:
         return retention.maintain(self.conn, plan, dry_run)
+
+
+def orderable(info: TableInfo, column: str) -> sql.Composable:
+    """`column` as min() and max() can read it: PostgreSQL 15 has no min(uuid), and
+    a uuid's text in the C collation sorts as the uuid does."""
+    if info.column(column).type == "uuid":
+        return sql.SQL('CAST({} AS text) COLLATE "C"').format(sql.Identifier(column))
+    return sql.Identifier(column)

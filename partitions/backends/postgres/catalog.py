@@ -9,6 +9,7 @@ from pglast import ast
 from pglast.visitors import Visitor
 from psycopg import sql
 
+from .. import uuid7
 from ..base import TableInfo
 
 TABLES = """
@@ -200,22 +201,24 @@ WHERE i.inhparent = %s::regclass AND c.relispartition
 
 def partition_ranges(
     conn: psycopg.Connection, schema: str, table: str
-) -> list[tuple[str, date, date]]:
-    """(partition, from, to) of each date range partition, oldest first.
+) -> list[tuple[str, Any, Any]]:
+    """(partition, from, to) of each range partition, oldest first: dates for date,
+    timestamp and UUIDv7 bounds, integers for integer ones.
 
     PostgreSQL keeps the bound as a node tree and shows it only as text
     (pg_get_expr), so the text is read with its own parser (pglast); the default
-    partition and MINVALUE/MAXVALUE bounds have no dates and are left out."""
+    partition and MINVALUE/MAXVALUE bounds are left out."""
     found = []
     for name, bound in conn.execute(PARTITION_BOUNDS, [regclass(conn, schema, table)]):
-        dates = range_dates(bound or "")
-        if dates is not None:
-            found.append((name, *dates))
+        ends = range_bounds(bound or "")
+        if ends is not None:
+            found.append((name, *ends))
     return sorted(found, key=lambda r: r[1])
 
 
-def range_dates(bound: str) -> tuple[date, date] | None:
-    """FOR VALUES FROM ('2024-01-01 00:00:00+00') TO (…) → the two dates (UTC)."""
+def range_bounds(bound: str) -> tuple[Any, Any] | None:
+    """FOR VALUES FROM ('2024-01-01 00:00:00+00') TO (…) → the two dates (UTC); a
+    UUIDv7 bound → the date it starts; an integer bound → the integer."""
     statement = pglast.parse_sql(f"CREATE TABLE p PARTITION OF t {bound}")[0].stmt
     spec = statement.partbound
     if spec is None or spec.is_default or spec.strategy != "r":
@@ -223,15 +226,26 @@ def range_dates(bound: str) -> tuple[date, date] | None:
     lower, upper = spec.lowerdatums or (), spec.upperdatums or ()
     if len(lower) != 1 or len(upper) != 1:
         return None
-    ends = [_constant_date(lower[0]), _constant_date(upper[0])]
+    ends = [_constant(lower[0]), _constant(upper[0])]
     return None if None in ends else (ends[0], ends[1])
 
 
-def _constant_date(datum: ast.Node) -> date | None:
-    # A date or timestamp bound is a string constant; MINVALUE/MAXVALUE are not.
-    if not isinstance(datum, ast.A_Const) or not isinstance(datum.val, ast.String):
+def _constant(datum: ast.Node) -> date | int | None:
+    # MINVALUE/MAXVALUE are no constants; an unquoted bigint past 32 bits parses as a Float.
+    if not isinstance(datum, ast.A_Const) or datum.isnull:
         return None
-    value = datetime.fromisoformat(datum.val.sval)
+    if isinstance(datum.val, ast.Integer):
+        return datum.val.ival
+    if isinstance(datum.val, ast.Float):
+        return int(datum.val.fval)
+    if not isinstance(datum.val, ast.String):
+        return None
+    text = datum.val.sval
+    if text.lstrip("-").isdigit():  # pg_get_expr quotes integer bounds: ('1000')
+        return int(text)
+    value = uuid7.moment_of(text) if len(text) == 36 else datetime.fromisoformat(text)
+    if value is None:
+        return None
     return value.astimezone(UTC).date() if value.tzinfo else value.date()
 
 

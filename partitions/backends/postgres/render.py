@@ -4,14 +4,11 @@ Templates that take parameters at run time (batch bounds, change numbers) have
 any `%` inside identifiers doubled, so psycopg reads only our placeholders.
 """
 
-from datetime import datetime
-
 import psycopg
 from psycopg import sql
 
-from ..base import MigrationOptions
 from .catalog import outbound_foreign_keys, plain_indexes
-from .rules import batch_column
+from .rules import PartitionKey, batch_column
 
 CAPTURE_BODY = """
 BEGIN
@@ -32,9 +29,6 @@ BEGIN
   RAISE EXCEPTION 'TRUNCATE is refused while a partition migration runs on this table';
 END
 """
-
-# Types without an equality operator: compared as text when matching row images.
-NO_EQUALITY = ("json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle")
 
 
 class Render:
@@ -58,31 +52,51 @@ class Render:
         return sql.SQL(self(sql.Identifier(name)).replace("%", "%%"))
 
 
-def bucket_raw(r: Render, options: MigrationOptions, row: str) -> sql.Composable:
-    """The partition range a row falls in (labelled after grouping: cheaper per row)."""
-    return sql.SQL("date_trunc({g}, ({row}).{c})").format(
-        g=sql.Literal(options.granularity), row=sql.SQL(row), c=r.pcol(options.column)
-    )
+# Verification fingerprints rows per bucket: the partition range a row falls in
+# for ranges, its value for a list, the whole table for hash partitions (whose
+# remainder only PostgreSQL's own hash function knows). The bucket is labelled
+# after grouping (cheaper than per row).
+UUID7_MOMENT = (
+    "to_timestamp(('x' || substr(replace(CAST({c} AS text), '-', ''), 1, 12))::bit(48)::bigint"
+    " / 1000.0)"
+)
 
 
-LABEL = "coalesce(to_char(b, 'YYYY-MM-DD'), 'null')"
-
-
-def bucket_expression(r: Render, options: MigrationOptions, row: str = "") -> str:
-    column = (
-        sql.SQL("({}).{}").format(sql.SQL(row), r.pcol(options.column))
-        if row
-        else r.pcol(options.column)
-    )
-    return r(
-        sql.SQL("coalesce(to_char(date_trunc({g}, {c}), 'YYYY-MM-DD'), 'null')").format(
-            g=sql.Literal(options.granularity), c=column
+def bucket_raw(r: Render, key: PartitionKey, row: str) -> sql.Composable:
+    """The bucket of a row image `row` (a record expression)."""
+    column = sql.SQL("({}).{}").format(sql.SQL(row), r.pcol(key.column))
+    if key.scheme == "hash":
+        return sql.SQL("'all'::text")
+    if key.scheme == "list":
+        return column
+    if key.kind == "integer":
+        return sql.SQL("({w} * floor({c} / {w}::numeric))::bigint").format(
+            w=sql.Literal(key.width), c=column
         )
-    )
+    if key.kind == "uuid":
+        column = sql.SQL(UUID7_MOMENT).format(c=column)
+    return sql.SQL("date_trunc({g}, {c})").format(g=sql.Literal(key.granularity), c=column)
+
+
+def bucket_label(key: PartitionKey, bucket: sql.Composable) -> sql.Composable:
+    """A bucket as the text verification compares and shows ('null' for NULL keys)."""
+    if key.by_time:
+        return sql.SQL("coalesce(to_char({}, 'YYYY-MM-DD'), 'null')").format(bucket)
+    return sql.SQL("coalesce(CAST({} AS text), 'null')").format(bucket)
+
+
+LABEL = sql.SQL("b")  # the grouped bucket's name in the statements that label it
+
+
+def bucket_expression(r: Render, key: PartitionKey, row: str) -> str:
+    return r(bucket_label(key, bucket_raw(r, key, row)))
 
 
 def step(name: str, title: str, statements: list[str], rollback: list[str], **extra) -> dict:
     return {"name": name, "title": title, "sql": statements, "rollback": rollback, **extra}
+
+
+PARTITION_BY = {"range": sql.SQL("RANGE"), "hash": sql.SQL("HASH"), "list": sql.SQL("LIST")}
 
 
 def step_create(r, info, options, names, parts, generated) -> dict:
@@ -92,29 +106,31 @@ def step_create(r, info, options, names, parts, generated) -> dict:
             sql.SQL(
                 "CREATE TABLE {new} (LIKE {src} INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
                 " INCLUDING IDENTITY INCLUDING GENERATED INCLUDING COMMENTS INCLUDING STORAGE)"
-                " PARTITION BY RANGE ({key})"
+                " PARTITION BY {scheme} ({key})"
             ).format(
                 new=new,
                 src=r.table(info.name),
+                scheme=PARTITION_BY[options.scheme],
                 key=sql.Identifier(options.column),
             )
         )
     ]
-    for name, lo, hi in parts:
+    for part in parts:
         stmts.append(
             r(
-                sql.SQL(
-                    "CREATE TABLE {p} PARTITION OF {new} FOR VALUES FROM ({lo}) TO ({hi})"
-                ).format(p=r.table(name), new=new, lo=sql.Literal(str(lo)), hi=sql.Literal(str(hi)))
+                sql.SQL("CREATE TABLE {p} PARTITION OF {new} {bound}").format(
+                    p=r.table(part["name"]), new=new, bound=partition_bound(part)
+                )
             )
         )
-    stmts.append(
-        r(
-            sql.SQL("CREATE TABLE {p} PARTITION OF {new} DEFAULT").format(
-                p=r.table(names["default"]), new=new
+    if options.scheme != "hash":  # a hash partition takes every row: no default
+        stmts.append(
+            r(
+                sql.SQL("CREATE TABLE {p} PARTITION OF {new} DEFAULT").format(
+                    p=r.table(names["default"]), new=new
+                )
             )
         )
-    )
     for d in info.dependents:
         if d.kind == "grant":
             privilege, _, grantee = d.name.partition(" to ")
@@ -203,10 +219,24 @@ def step_capture(r, info, names) -> dict:
     )
 
 
-def backfill_statement(r, info, options) -> dict:
+def partition_bound(part: dict) -> sql.Composable:
+    """A partition's FOR VALUES clause from its entry in the plan."""
+    if "modulus" in part:
+        return sql.SQL("FOR VALUES WITH (MODULUS {}, REMAINDER {})").format(
+            sql.Literal(part["modulus"]), sql.Literal(part["remainder"])
+        )
+    if "values" in part:
+        return sql.SQL("FOR VALUES IN ({})").format(
+            sql.SQL(", ").join(sql.Literal(v) for v in part["values"])
+        )
+    return sql.SQL("FOR VALUES FROM ({}) TO ({})").format(
+        sql.Literal(part["from"]), sql.Literal(part["to"])
+    )
+
+
+def backfill_statement(r, info, options, value: str) -> dict:
     """NULL partition keys set to the operator's value, 5,000 rows per statement
     (run after the capture starts, so the copy and the replay see the new values)."""
-    value = datetime.fromisoformat(options.null_backfill.strip()).isoformat()
     column = r.pcol(options.column)
     table = r.ptable(info.name)
     return {
@@ -257,6 +287,7 @@ def where_clause(r: Render, column: str, kind: str, type_: str) -> sql.Composabl
 
 
 def copy_statement(r, info, options, names, insertable, kind, batch_col, batch_type) -> str:
+    key = PartitionKey.of(info, options)
     cols = sql.SQL(", ").join(r.pcol(c) for c in insertable)
     return r(
         sql.SQL(
@@ -269,8 +300,8 @@ def copy_statement(r, info, options, names, insertable, kind, batch_col, batch_t
             cols=cols,
             src=r.ptable(info.name),
             where=where_clause(r, batch_col, kind, batch_type),
-            bucket=bucket_raw(r, options, "n"),
-            label=sql.SQL(LABEL),
+            bucket=bucket_raw(r, key, "n"),
+            label=bucket_label(key, LABEL),
         )
     )
 
@@ -294,10 +325,20 @@ def step_copy(r, info, options, names, insertable, batches) -> dict:
     )
 
 
-def step_index(r, info, options, names, pk, new_pk) -> dict:
+def step_index(r, info, options, names, pk, new_pk, nulls_apart=False) -> dict:
+    """`nulls_apart`: a list partitioned table whose key allows NULL keeps its key as
+    UNIQUE NULLS NOT DISTINCT (a primary key column cannot be NULL)."""
     new = r.table(names["new"])
     stmts = []
-    if new_pk:
+    if new_pk and nulls_apart:
+        stmts.append(
+            r(
+                sql.SQL("ALTER TABLE {} ADD UNIQUE NULLS NOT DISTINCT ({})").format(
+                    new, sql.SQL(", ").join(sql.Identifier(c) for c in new_pk)
+                )
+            )
+        )
+    elif new_pk:
         stmts.append(
             r(
                 sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
@@ -343,21 +384,21 @@ def step_index(r, info, options, names, pk, new_pk) -> dict:
     )
 
 
-def step_verify(r, options, names) -> dict:
+def step_verify(r, key, names) -> dict:
     return step(
         "verify",
         "Replay captured writes, then compare rows and an order-independent checksum per"
         " partition range: the source rows as copied (fingerprinted in the copy) plus the"
         " replayed changes against a read of the new table. Any difference stops the run.",
-        [templates_fingerprint(r, options, names["new"])],
+        [templates_fingerprint(r, key, names["new"])],
         [],
     )
 
 
-def templates_fingerprint(r, options, table: str) -> str:
+def templates_fingerprint(r, key: PartitionKey, table: str) -> str:
     return r(
         sql.SQL(
             "SELECT {label}, c, s::text FROM (SELECT {b} AS b, count(*) AS c,"
             " sum(hash_record_extended(n, 0)) AS s FROM {t} AS n GROUP BY 1) AS x"
-        ).format(label=sql.SQL(LABEL), b=bucket_raw(r, options, "n"), t=r.ptable(table))
+        ).format(label=bucket_label(key, LABEL), b=bucket_raw(r, key, "n"), t=r.ptable(table))
     )

@@ -67,7 +67,7 @@ def create(conn, plan, report) -> dict:
         return {"skipped": "already created"}
     statements = step_sql(plan, "create")["sql"]
     execute_all(conn, statements)
-    return {"partitions": len(plan["partitions"]) + 1}
+    return {"partitions": plan["estimates"]["partitions_to_create"]}
 
 
 def capture(conn, plan, report) -> dict:

@@ -9,19 +9,20 @@ from psycopg import sql
 from .catalog import inbound_foreign_keys
 from .render import (
     LABEL,
-    NO_EQUALITY,
     bucket_expression,
+    bucket_label,
     bucket_raw,
     drop_capture,
     drop_functions,
     templates_fingerprint,
 )
-from .rules import batch_column
+from .rules import NO_EQUALITY, PartitionKey, batch_column
 
 
 def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
     """Statements the run uses with parameters: replay and fingerprints."""
-    out: dict[str, Any] = {"fingerprint_new": templates_fingerprint(r, options, names["new"])}
+    key = PartitionKey.of(info, options)
+    out: dict[str, Any] = {"fingerprint_new": templates_fingerprint(r, key, names["new"])}
     for direction, changes, target in (
         ("forward", names["changes"], names["new"]),
         ("back", names["changes_after"], names["old"]),
@@ -49,8 +50,8 @@ def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
                 " FROM {c} WHERE NOT applied ORDER BY seq LIMIT 500"
             ).format(
                 b=r.pcol(batch_column(info, options)),
-                ob=sql.SQL(bucket_expression(r, options, row="old_row")),
-                nb=sql.SQL(bucket_expression(r, options, row="new_row")),
+                ob=sql.SQL(bucket_expression(r, key, row="old_row")),
+                nb=sql.SQL(bucket_expression(r, key, row="new_row")),
                 c=c,
             )
         )
@@ -90,8 +91,8 @@ def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
             " UNION ALL SELECT {nb}, 1, hash_record_extended(new_row, 0)::numeric"
             " FROM {c} WHERE applied_insert) d GROUP BY bucket"
         ).format(
-            ob=sql.SQL(bucket_expression(r, options, row="old_row")),
-            nb=sql.SQL(bucket_expression(r, options, row="new_row")),
+            ob=sql.SQL(bucket_expression(r, key, row="old_row")),
+            nb=sql.SQL(bucket_expression(r, key, row="new_row")),
             c=r.ptable(names["changes"]),
         )
     )
@@ -159,6 +160,7 @@ def run_statements(r, info, options, names, insertable) -> dict[str, Any]:
 
 
 def keyed_replay_statements(r, info, options, names, insertable) -> dict[str, str]:
+    key = PartitionKey.of(info, options)
     out: dict[str, str] = {}
     pk = info.primary_key
     part = options.column
@@ -191,7 +193,7 @@ def keyed_replay_statements(r, info, options, names, insertable) -> dict[str, st
         returning = sql.SQL(
             "RETURNING {b} AS b, hash_record_extended(t, 0) AS h)"
             " SELECT {label}, -count(*), (-sum(h))::text FROM gone GROUP BY b"
-        ).format(b=bucket_raw(r, options, "t"), label=sql.SQL(LABEL))
+        ).format(b=bucket_raw(r, key, "t"), label=bucket_label(key, LABEL))
         if forward:
             out["forward_set_delete"] = r(
                 sql.SQL(
@@ -252,8 +254,8 @@ def keyed_replay_statements(r, info, options, names, insertable) -> dict[str, st
                 vals=sql.SQL(", ").join(
                     sql.SQL("(img).{}").format(r.pcol(col)) for col in insertable
                 ),
-                b=bucket_raw(r, options, "t"),
-                label=sql.SQL(LABEL),
+                b=bucket_raw(r, key, "t"),
+                label=bucket_label(key, LABEL),
                 conflict=sql.SQL("ON CONFLICT DO NOTHING" if forward else ""),
             )
         )

@@ -2,6 +2,8 @@
 
 manage.py partitions list [--warehouse main] [--json]
 manage.py partitions plan SCHEMA TABLE --column created_at --granularity month
+    [--scheme range|hash|list] [--width N] [--keep-ranges N] (integer ranges)
+    [--modulus N] (hash)
     [--null-keys lose_uniqueness --consent "lose uniqueness"] [--json]
 manage.py partitions migrate MIGRATION_ID --yes --reason "why" [--wait [--timeout S]]
 manage.py partitions status [MIGRATION_ID] [--json]
@@ -33,7 +35,29 @@ class Command(ConsoleCommand):
         plan.add_argument("schema")
         plan.add_argument("table")
         plan.add_argument("--column", required=True)
-        plan.add_argument("--granularity", default="month")
+        plan.add_argument(
+            "--scheme",
+            choices=["range", "hash", "list"],
+            default="range",
+            help="range (a time, integer or UUIDv7 column), hash or list partitioning",
+        )
+        plan.add_argument(
+            "--granularity",
+            default="month",
+            help="ranges of a time or UUIDv7 column: day, week or month",
+        )
+        plan.add_argument(
+            "--width",
+            type=int,
+            help="ranges of an integer column: ids per range (default: a round width)",
+        )
+        plan.add_argument(
+            "--keep-ranges",
+            type=int,
+            help="integer ranges: retention keeps the newest N ranges holding ids and drops"
+            " those below (default: none dropped, ids carry no age)",
+        )
+        plan.add_argument("--modulus", type=int, default=8, help="hash: how many partitions")
         plan.add_argument("--clustering", default="")
         plan.add_argument("--retention-days", type=int)
         plan.add_argument("--require-partition-filter", action="store_true")
@@ -87,6 +111,10 @@ class Command(ConsoleCommand):
         options = {
             "column": opts["column"],
             "granularity": opts["granularity"],
+            "scheme": opts["scheme"],
+            "width": opts["width"],
+            "modulus": opts["modulus"],
+            "keep_ranges": opts["keep_ranges"],
             "clustering": [c for c in opts["clustering"].split(",") if c],
             "retention_days": opts["retention_days"],
             "require_partition_filter": opts["require_partition_filter"],
