@@ -44,6 +44,7 @@ def test_it_populates_the_dashboard_before_the_full_load(celery_worker, small_de
 
     tiles = dashboard.context()
     assert [tile["hit_rate"] is not None for tile in tiles["cache_tiles"]] == [True]
+    assert "<svg" in tiles["cache_tiles"][0]["sparkline"]  # two points: drawn at once
     assert tiles["slow_queries"] and all(
         "orders" in q.query or "customers" in q.query for q in tiles["slow_queries"]
     )
