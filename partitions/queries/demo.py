@@ -237,9 +237,9 @@ def load_full_orders(warehouse: str, schema: str, orders: int, progress: Progres
 
     Changes: schema `<schema>_load` (created, then dropped), `<schema>.orders` replaced
     in one transaction, this database's statement statistics restarted, one statement
-    snapshot taken. Undo: `seed` again after dropping the schema. The rows go into a
-    table without indexes (a fifth of the time of a load into the indexed table), and
-    the pages never see a half-loaded table."""
+    snapshot taken. Undo: drop schema `<schema>` and run `manage.py demo_setup` again.
+    The rows go into a table without indexes (a quarter of the time of a load into the
+    indexed table), and the pages never see a half-loaded table."""
     staging = f"{schema}_load"
     with connections.connect(warehouses.url_of(warehouse), purpose="demo") as conn:
         customers = conn.execute(
