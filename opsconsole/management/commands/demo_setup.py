@@ -30,7 +30,8 @@ class Command(BaseCommand):
         password = os.environ.get("DEMO_PASSWORD")
         # Each app may ship a `demo` module with `seed() -> dict` (what it loaded into the
         # warehouses and Redis: never the console's database, which may be migrating
-        # meanwhile) and `set_up_console(actor) -> str` (schedules, runs) for after.
+        # meanwhile) and `set_up_console(actor)` (snapshots, schedules, runs; it returns
+        # what it did) for after.
         modules = discover_demo_modules()
         with ThreadPoolExecutor(max_workers=1) as pool:
             seeding = pool.submit(seed_side_by_side, modules)
