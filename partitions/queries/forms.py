@@ -214,3 +214,17 @@ class DropIndexForm(forms.Form):
 
 class RecreateIndexForm(DropIndexForm):
     drop_run = forms.IntegerField()
+
+
+class DemoFullLoadForm(forms.Form):
+    """Parameters of the demo shop's full load (the demo's own tables only)."""
+
+    warehouse = WarehouseField()
+    schema = forms.CharField(max_length=200, initial="shop")
+    orders = forms.IntegerField(min_value=1, max_value=10_000_000, initial=800_000)
+
+    def clean_schema(self):
+        schema = clean_identifier(self.cleaned_data["schema"], "schema")
+        if len(schema.encode()) > MAX_IDENTIFIER - len("_load"):
+            raise forms.ValidationError("The schema name leaves no room for its _load twin.")
+        return schema

@@ -1,10 +1,17 @@
-"""The Queries module's jobs (apply and roll back an index) and its beat task."""
+"""The Queries module's jobs (apply and roll back an index, the demo shop's full load)
+and its beat task."""
 
 from jobs.registry import job
 from jobs.schedules import periodic
 
-from . import apply, drops
-from .forms import ApplyIndexForm, DropIndexForm, RecreateIndexForm, RollbackIndexForm
+from . import apply, demo, drops
+from .forms import (
+    ApplyIndexForm,
+    DemoFullLoadForm,
+    DropIndexForm,
+    RecreateIndexForm,
+    RollbackIndexForm,
+)
 
 SNAPSHOT_EVERY_S = 3600
 
@@ -58,6 +65,21 @@ def drop_unneeded_index(ctx, params: dict) -> dict:
 )
 def recreate_index(ctx, params: dict) -> dict:
     return drops.recreate(ctx, params)
+
+
+@job(
+    demo.FULL_LOAD_JOB,
+    form=DemoFullLoadForm,
+    exclusive=True,
+    soft_timeout=1800,
+    role="admin",
+    listed=False,
+    description="Demo only: load the shop's full orders table and rerun its workload.",
+)
+def demo_shop_orders(ctx, params: dict) -> dict:
+    return demo.load_full_orders(
+        params["warehouse"], params["schema"], int(params["orders"]), progress=ctx.progress
+    )
 
 
 periodic(

@@ -290,6 +290,7 @@ JOB_PARAMS: dict[str, Callable[[World], dict]] = {
         "views": f"{w.fixture('pg_schema')}.missing",
     },
     "demo_payments_feed": lambda w: {"warehouse": w.own_warehouse(), "rows": 1},
+    "demo_shop_orders": lambda w: {"warehouse": w.own_warehouse(), "schema": "shop", "orders": 10},
     "cache.invalidate_pattern": lambda w: {
         "target": "main",
         "pattern": (pattern := f"{w.scratch.prefix}*"),

@@ -6,6 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.apps import apps
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import connections
 
@@ -17,14 +18,31 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
+        parser.add_argument(
+            "--migrate",
+            action="store_true",
+            help="Apply the console's migrations first, while the demo data loads.",
+        )
         parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args, username, **options):
+    def handle(self, *args, username, migrate, **options):
         actor = f"cli:{getpass.getuser()}"
         password = os.environ.get("DEMO_PASSWORD")
-        summary = {"admin": users.reset_demo_admin(actor, username, password)}
-        # Each app may ship a `demo` module with `seed() -> dict` (what it created).
-        summary |= seed_side_by_side(discover_demo_modules())
+        # Each app may ship a `demo` module with `seed() -> dict` (what it loaded into the
+        # warehouses and Redis: never the console's database, which may be migrating
+        # meanwhile) and `set_up_console(actor)` (snapshots, schedules, runs; it returns
+        # what it did) for after.
+        modules = discover_demo_modules()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            seeding = pool.submit(seed_side_by_side, modules)
+            summary = {"migrate_seconds": _migrate(options) if migrate else None}
+            summary["admin"] = users.reset_demo_admin(actor, username, password)
+            summary |= seeding.result()
+        summary["console"] = {
+            module.__name__: module.set_up_console(actor)
+            for module in modules
+            if hasattr(module, "set_up_console")
+        }
         if options["json"]:
             self.stdout.write(_dumps(summary))
             return
@@ -40,6 +58,13 @@ class Command(BaseCommand):
         for name, result in summary.items():
             if name != "admin":
                 self.stdout.write(f"{name}: {_dumps(result)}")
+
+
+def _migrate(options: dict) -> float:
+    started = time.monotonic()
+    verbosity = 0 if options["json"] else options["verbosity"]
+    call_command("migrate", interactive=False, verbosity=verbosity)
+    return round(time.monotonic() - started, 1)
 
 
 def seed_side_by_side(modules: list) -> dict:
