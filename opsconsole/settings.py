@@ -251,6 +251,8 @@ PARTITIONS_ADMIN_ABOVE_BYTES = env.int("PARTITIONS_ADMIN_ABOVE_BYTES", default=1
 PARTITIONS_LOCK_BACKLOG = env.int("PARTITIONS_LOCK_BACKLOG", default=200)
 PARTITIONS_LOCK_TIMEOUT_MS = env.int("PARTITIONS_LOCK_TIMEOUT_MS", default=500)
 PARTITIONS_REPLAY_BATCH = env.int("PARTITIONS_REPLAY_BATCH", default=5000)
+# A catch-up whose backlog reaches no new low for this long fails (writes outrun replay).
+PARTITIONS_CATCH_UP_STALL_S = env.float("PARTITIONS_CATCH_UP_STALL_S", default=600)
 # Copy batches at once, each on its own connection (unset: min(CPU count, 4)).
 PARTITIONS_COPY_WORKERS = env.int("PARTITIONS_COPY_WORKERS", default=0)
 SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)

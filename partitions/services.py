@@ -46,6 +46,7 @@ def catch_up_options() -> dict[str, int]:
         "lock_backlog": int(getattr(settings, "PARTITIONS_LOCK_BACKLOG", 200)),
         "lock_timeout_ms": int(getattr(settings, "PARTITIONS_LOCK_TIMEOUT_MS", 500)),
         "replay_batch": int(getattr(settings, "PARTITIONS_REPLAY_BATCH", 5000)),
+        "catch_up_stall_s": float(getattr(settings, "PARTITIONS_CATCH_UP_STALL_S", 600)),
         "copy_workers": copy_workers(),
     }
 

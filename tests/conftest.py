@@ -1,10 +1,12 @@
 """Shared fixtures. Every service is real: Redis, PostgreSQL, a Celery worker."""
 
+import time
 import uuid
 
 import psycopg
 import pytest
 import redis
+from celery.worker import state as worker_state
 from django.conf import settings
 from psycopg import sql
 
@@ -79,8 +81,15 @@ def _session_worker(broker, django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def celery_worker(_session_worker, transactional_db):
-    """A real Celery worker (threads) consuming the test broker."""
-    return _session_worker
+    """A real Celery worker (threads) consuming the test broker. When the test ends, the
+    tasks it left running (a run it launched and did not wait for, a notification) finish
+    before its database is flushed: a task still writing would deadlock the flush."""
+    yield _session_worker
+    deadline = time.monotonic() + 30
+    while worker_state.active_requests or worker_state.reserved_requests:
+        if time.monotonic() > deadline:
+            break  # a task that never ends is the test's own failure to report
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

@@ -126,6 +126,7 @@ class MigrationOptions:
     replay_batch: int = 5_000
     lock_backlog: int = 200
     lock_timeout_ms: int = 500
+    catch_up_stall_s: float = 600.0  # a catch-up whose backlog stops shrinking fails then
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MigrationOptions":

@@ -23,8 +23,9 @@ def wait_for(
 
 
 @pytest.fixture
-def release_slow_jobs():
-    """Slow test jobs run until released; released (and finished) when the test ends."""
+def release_slow_jobs(celery_worker):
+    """Slow test jobs run until released; released (and finished) when the test ends,
+    before the worker fixture waits for the test's tasks to end."""
     testjobs.released.clear()
     yield testjobs.released
     testjobs.released.set()

@@ -2,6 +2,8 @@
 worker killed during the catch-up. Rows lost are counted by checksum against a
 twin on which the writer's log is replayed."""
 
+import itertools
+
 import pytest
 from psycopg import sql
 
@@ -163,3 +165,47 @@ def test_a_worker_killed_during_the_catch_up_resumes_and_loses_no_row(
     assert migration.state == MigrationState.SUCCEEDED
     assert checksum(warehouse_db, pg_schema, "payments") == expected
     assert checksum(warehouse_db, pg_schema, migration.plan["names"]["old"]) == expected
+
+
+def test_a_catch_up_that_writes_outrun_fails_clearly_and_rolls_back(
+    warehouse_db, payments, make_user, settings
+):
+    settings.PARTITIONS_CATCH_UP_STALL_S = 1.0
+    settings.PARTITIONS_REPLAY_BATCH = 10
+    settings.PARTITIONS_LOCK_BACKLOG = 0
+    migration = plan_and_start(make_user("admin"), payments)
+    before = checksum(warehouse_db, payments, "payments")
+    rows = itertools.count()
+
+    def write(count: int):
+        def update():  # `count` captured writes, more than a replay round applies
+            ids = [next(rows) % 500 + 1 for _ in range(count)]
+            with connect(warehouse_db) as conn:
+                t = sql.Identifier(payments, "payments")
+                conn.execute(
+                    sql.SQL(
+                        "UPDATE {} SET amount_cents = amount_cents + 1 WHERE id = ANY(%s)"
+                    ).format(t),
+                    [ids],
+                )
+                conn.execute(
+                    sql.SQL(
+                        "UPDATE {} SET amount_cents = amount_cents - 1 WHERE id = ANY(%s)"
+                    ).format(t),
+                    [ids],
+                )
+
+        return update
+
+    faults.arm("copy", 1, action=write(100))
+    for n in range(2000):
+        faults.arm("catch_up", n, action=write(15))
+
+    with pytest.raises(Exception, match="the catch-up makes no headway"):
+        run_inline(migration)
+
+    migration.refresh_from_db()
+    assert migration.state == MigrationState.FAILED
+    assert "run the migration at a quieter time" in migration.error
+    assert relkind(warehouse_db, payments, "payments") == "r"
+    assert checksum(warehouse_db, payments, "payments") == before

@@ -111,9 +111,13 @@ def catch_up(conn, plan: dict, direction: str, report: StepReport, until: int) -
     """Replay outside any lock until at most `until` changes are pending.
 
     Reports the replay rate, the backlog and an ETA (from the rate the backlog
-    shrinks at) as the step's progress and checkpoint."""
+    shrinks at) as the step's progress and checkpoint. A backlog that reaches no new
+    low for the plan's `catch_up_stall_s` fails the step: writes arrive faster than
+    they are replayed, and waiting longer would never end."""
     started = time.monotonic()
-    first = pending = backlog(conn, plan, direction)
+    first = pending = lowest = backlog(conn, plan, direction)
+    lowest_at = started  # when the backlog last reached a new low
+    stall_s = float(plan["options"].get("catch_up_stall_s", 600))
     applied = rounds = 0
     busy = 0.0  # seconds spent applying changes: the replay rate's denominator
     while pending > until:
@@ -124,6 +128,16 @@ def catch_up(conn, plan: dict, direction: str, report: StepReport, until: int) -
         busy += time.monotonic() - round_started
         rounds += 1
         pending = backlog(conn, plan, direction)
+        if pending < lowest:
+            lowest, lowest_at = pending, time.monotonic()
+        elif time.monotonic() - lowest_at > stall_s:
+            raise StepFailed(
+                f"the catch-up makes no headway: {pending} writes behind, and the backlog"
+                f" has not gone below {lowest} for {stall_s:g} s while replaying"
+                f" {round(applied / max(busy, 1e-6))} writes/s. The table is written faster"
+                " than its changes can be replayed; run the migration at a quieter time"
+                " (it resumes from its checkpoints) or raise its lock backlog."
+            )
         elapsed = max(time.monotonic() - started, 1e-6)
         shrink = (first - pending) / elapsed
         eta = round((pending - until) / shrink, 3) if shrink > 0 and pending > until else None
