@@ -136,7 +136,7 @@ def catch_up(conn, plan: dict, direction: str, report: StepReport, until: int) -
                 f" has not gone below {lowest} for {stall_s:g} s while replaying"
                 f" {round(applied / max(busy, 1e-6))} writes/s. The table is written faster"
                 " than its changes can be replayed; run the migration at a quieter time"
-                " (it resumes from its checkpoints) or raise its lock backlog."
+                " or with a higher lock backlog."
             )
         elapsed = max(time.monotonic() - started, 1e-6)
         shrink = (first - pending) / elapsed
