@@ -8,6 +8,7 @@ rounds with their dates shifted each round (pglast rewrites the date constants).
 
 import random
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -15,12 +16,15 @@ import duckdb
 import duckdb_extension_tpch
 import psycopg
 from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
 from pglast import ast
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
 from psycopg import sql
 
-from partitions.queries import advisor, parsing, pg
+from partitions.queries import advisor, longrunning, parsing, pg
+from partitions.queries.models import LongExecution
 
 DB = "opsconsole_bench_tpch"
 ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -133,10 +137,35 @@ def run_workload(conn, queries, rounds: int, timeout_s: float, seed: int) -> dic
                 spent[number] += time.perf_counter() - started
             except psycopg.errors.QueryCanceled:
                 spent[number] += timeout_s
-                # pg_stat_statements records finished statements only: the advisor
-                # never sees a query that always times out (raise --timeout-s)
-                print(f"  Q{number} timed out after {timeout_s:g} s (not in pg_stat_statements)")
+                # not in pg_stat_statements (finished statements only): the console's
+                # sampler saw it running
+                print(f"  Q{number} timed out after {timeout_s:g} s")
     return spent
+
+
+class Sampler(threading.Thread):
+    """The console's beat task as it runs in production: every QUERIES_LONG_SAMPLE_S it
+    records the statements running longer than QUERIES_LONG_RUNNING_MS, so the advisor
+    sees the queries that time out (pg_stat_statements never does)."""
+
+    def __init__(self, warehouse: str):
+        super().__init__(daemon=True)
+        self.warehouse, self.stop = warehouse, threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stop.wait(settings.QUERIES_LONG_SAMPLE_S):
+                longrunning.sample(self.warehouse)
+        finally:
+            connection.close()
+
+    def __enter__(self) -> "Sampler":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.join()
 
 
 def _database(create: bool) -> None:
@@ -148,6 +177,8 @@ def _database(create: bool) -> None:
 
 def run(args) -> None:
     settings.WAREHOUSES = {**settings.WAREHOUSES, "tpch": URL}
+    call_command("migrate", verbosity=0)  # the console's own tables (sampled statements)
+    LongExecution.objects.filter(warehouse="tpch").delete()
     _database(create=True)
     try:
         started = time.perf_counter()
@@ -159,8 +190,9 @@ def run(args) -> None:
             took = time.perf_counter() - started
             print(f"TPC-H sf={args.sf:g}: generated and loaded in {took:.1f} s")
             conn.execute("SELECT pg_stat_statements_reset()")
-            run_workload(conn, queries, 1, args.timeout_s, seed=0)  # warm the cache
-            before = run_workload(conn, queries, args.rounds, args.timeout_s, seed=1)
+            with Sampler("tpch"):
+                run_workload(conn, queries, 1, args.timeout_s, seed=0)  # warm the cache
+                before = run_workload(conn, queries, args.rounds, args.timeout_s, seed=1)
             started = time.perf_counter()
             advice = advisor.suggest_indexes("tpch")  # the defaults
             analysis_s = time.perf_counter() - started

@@ -256,6 +256,13 @@ PARTITIONS_CATCH_UP_STALL_S = env.float("PARTITIONS_CATCH_UP_STALL_S", default=6
 # Copy batches at once, each on its own connection (unset: min(CPU count, 4)).
 PARTITIONS_COPY_WORKERS = env.int("PARTITIONS_COPY_WORKERS", default=0)
 SLOW_QUERY_MS = env.int("SLOW_QUERY_MS", default=100)
+# The index advisor also weighs statements that never finish (cancelled by a timeout,
+# killed): a beat task samples pg_stat_activity this often for those running this long.
+QUERIES_LONG_SAMPLE_S = env.float("QUERIES_LONG_SAMPLE_S", default=10.0)
+QUERIES_LONG_RUNNING_MS = env.float("QUERIES_LONG_RUNNING_MS", default=1000.0)
+# A range between two parameters (`ts >= $1 AND ts < $2`) is priced as keeping this share
+# of the column's values, not the generic plan's 0.5 % guess (partitions/queries/windows.py).
+QUERIES_ADVISOR_RANGE_WINDOW = env.float("QUERIES_ADVISOR_RANGE_WINDOW", default=0.05)
 # /metrics: with a token, scrapers send "Authorization: Bearer <token>". Without one,
 # only these peer addresses may scrape, and only when no proxy is in front (a request
 # with X-Forwarded-For & co. needs the token): behind a reverse proxy on the same host

@@ -17,6 +17,7 @@ Read-only: hypothetical indexes live in the advisor's own session and are reset.
 """
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,7 +28,18 @@ from django.conf import settings
 from partitions.warehouses import ExtensionMissing
 from partitions.warehouses.postgres import open_warehouse, require_extension
 
-from . import index_elements, parsing, pg, pg_partitioned, selection, workload, writecost
+from . import (
+    index_elements,
+    longrunning,
+    parsing,
+    pg,
+    pg_partitioned,
+    scatter,
+    selection,
+    windows,
+    workload,
+    writecost,
+)
 from .candidates import Catalog, bundles, candidates, expand_views
 
 MAX_RESELECTIONS = 4  # choose again without the not-worth-it ones, at most this often
@@ -81,6 +93,7 @@ class Helped:
     cost_after: float | None
     calls: int = 0
     mean_ms: float = 0.0
+    seen_running: bool = False  # weighed by samples of it running (it did not finish)
 
 
 @dataclass
@@ -250,11 +263,15 @@ def _price(conn, text: str, parameters: int, table: dict, columns: tuple[str, ..
 
 
 def _price_together(conn, text: str, parameters: int, indexes: list) -> tuple[float, list]:
-    """The statement's cost with these hypothetical indexes all present, and each one's
-    estimated size."""
+    """The statement's cost with these hypothetical indexes all present (infinite when
+    the plan would reread a table at random through them), and each one's estimated
+    size."""
     try:
         sizes = [_hypothetical(conn, table, columns) for table, columns in indexes]
-        return plan_cost(conn, text, parameters), sizes
+        plan = plan_of(conn, text, parameters)
+        if scatter.rereads_table(conn, plan, indexes):
+            return math.inf, sizes  # a gain the planner would be wrong about (scatter.py)
+        return float(plan["Plan"]["Total Cost"]), sizes
     finally:
         pg.drop_hypothetical_indexes(conn)
 
@@ -264,7 +281,7 @@ def _price_wider(conn, priced: list, texts: dict, tables: dict, sizes: dict, mar
     composite can serve a statement that filters on its first column only), so the
     selection can merge prefixes into one index serving many."""
     for statement in priced:
-        row, parameters = texts[statement.queryid]
+        text, parameters = texts[statement.queryid]["priced"]
         for wide in list(sizes):
             if selection.is_bundle(wide) or wide in statement.cost_with:
                 continue
@@ -278,7 +295,7 @@ def _price_wider(conn, priced: list, texts: dict, tables: dict, sizes: dict, mar
             if not led:
                 continue
             try:
-                cost, _ = _price(conn, row["query"], parameters, tables[wide], wide[2])
+                cost, _ = _price(conn, text, parameters, tables[wide], wide[2])
             except psycopg.Error:
                 continue
             if cost < statement.cost_before:
@@ -337,6 +354,7 @@ def suggest_indexes(warehouse: str, **overrides: Any) -> Advice:
             min_mean_ms=options.min_mean_ms,
             containing=options.containing,
         )
+        rows = longrunning.with_unfinished(rows, _unfinished(conn, warehouse, options))
         catalog = Catalog(
             conn,
             min_table_rows=options.min_table_rows,
@@ -351,12 +369,25 @@ def suggest_indexes(warehouse: str, **overrides: Any) -> Advice:
     return advice
 
 
+def _unfinished(conn, warehouse: str, options: Options) -> list[dict]:
+    """The sampled statements that never finished since pg_stat_statements' last reset,
+    under the same filters as its rows."""
+    since = workload.statements_reset_at(conn)
+    return [
+        s
+        for s in longrunning.statements(warehouse, since)
+        if s["calls"] >= options.min_calls
+        and s["mean_ms"] >= options.min_mean_ms
+        and (options.containing is None or options.containing in s["query"])
+    ]
+
+
 def _advise_workload(conn, catalog: Catalog, chosen: list, rows: list, advice, options) -> None:
     """Price every chosen statement's candidates, then choose one set of indexes for
     the workload under the budget; candidates whose write cost outweighs their gain
     are marked not worth it and the set is chosen again without them."""
     priced: list[selection.Priced] = []
-    texts: dict[int, tuple[dict, int]] = {}
+    texts: dict[int, dict] = {}  # the statements priced, by queryid
     tables: dict[selection.Key, dict] = {}
     sizes: dict = {}  # per candidate (an index, or a bundle: their sum)
     index_sizes: dict[selection.Key, int] = {}
@@ -368,7 +399,7 @@ def _advise_workload(conn, catalog: Catalog, chosen: list, rows: list, advice, o
         before, options_priced = found
         if _expression_hypopg_cannot_see(shape, catalog, options_priced):
             blind.add(row["queryid"])
-        texts[row["queryid"]] = (row, shape.parameters)
+        texts[row["queryid"]] = row
         statement = selection.Priced(row["queryid"], max(row["calls"], 1), before)
         for indexes, cost, each_size in options_priced:
             keys = tuple((t["schema"], t["table"], columns) for t, columns in indexes)
@@ -428,10 +459,18 @@ def _suggestions(
             together_with=[n for n in names if n != own_name],
         )
         for queryid, cost in chosen.serves.items():
-            row, _ = texts[queryid]
+            row = texts[queryid]
             before = by_id[queryid].cost_before
             suggestion.helps.append(
-                Helped(queryid, row["query"], before, cost, row["calls"], row["mean_ms"])
+                Helped(
+                    queryid,
+                    row["query"],
+                    before,
+                    cost,
+                    row["calls"],
+                    row["mean_ms"],
+                    seen_running=row.get("seen_running", False),
+                )
             )
         suggestion.writes = writes.for_index(table, list(columns))
         made.append(suggestion)
@@ -459,7 +498,7 @@ def _explain_unserved(
     for statement in priced:
         if statement.queryid in served:
             continue
-        row, _ = texts[statement.queryid]
+        row = texts[statement.queryid]
         halving = [
             key
             for key, cost in statement.cost_with.items()
@@ -487,15 +526,15 @@ def _price_statement(
 ) -> tuple[float, list[tuple]] | None:
     """The statement's cost and each candidate's (table, columns, cost with it, size),
     or None (recording why not)."""
-    text = row["query"]
     candidates_found = _candidates_or_why_not(conn, catalog, row, shape, advice, options)
     if candidates_found is None:
         return None
     before, options_found, groups = candidates_found
+    text, parameters = row["priced"]
     priced = []
     for indexes in [[option] for option in options_found] + groups:
         try:
-            cost, size = _price_together(conn, text, shape.parameters, indexes)
+            cost, size = _price_together(conn, text, parameters, indexes)
         except psycopg.Error:
             continue  # e.g. a column type with no b-tree operator class: not a candidate
         priced.append((indexes, cost, size))
@@ -520,7 +559,8 @@ def _candidates_or_why_not(conn, catalog, row, shape, advice, options) -> tuple 
         why_not(_nothing_to_index(shape, unfit))
         return None
     try:
-        before = plan_cost(conn, text, shape.parameters)
+        row["priced"] = windows.priced_text(conn, text, shape, catalog)
+        before = plan_cost(conn, *row["priced"])
     except psycopg.Error as exc:
         advice.skipped.append(Skipped(queryid, text, f"EXPLAIN failed: {_first_line(exc)}"))
         return None
@@ -538,7 +578,7 @@ def _advise_heuristically(conn, catalog: Catalog, chosen: list, advice, options)
         if candidates_found is None:
             continue
         before, options_found, _ = candidates_found  # OR bundles need hypopg's pricing
-        scanned = _seq_scanned(plan_of(conn, row["query"], shape.parameters)["Plan"])
+        scanned = _seq_scanned(plan_of(conn, *row["priced"])["Plan"])
         outcome = _heuristic(catalog, row, shape, options_found, before, scanned)
         if outcome is None:
             continue

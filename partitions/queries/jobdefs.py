@@ -1,10 +1,12 @@
 """The Queries module's jobs (apply and roll back an index, the demo shop's full load)
 and its beat task."""
 
+from django.conf import settings
+
 from jobs.registry import job
 from jobs.schedules import periodic
 
-from . import apply, demo, drops
+from . import apply, demo, drops, longrunning
 from .forms import (
     ApplyIndexForm,
     DemoFullLoadForm,
@@ -87,4 +89,12 @@ periodic(
     "queries.snapshot_statements",
     SNAPSHOT_EVERY_S,
     "Stores each PostgreSQL warehouse's top statements so the Queries page shows trends.",
+)
+
+periodic(
+    "queries: sample long-running statements",
+    longrunning.SAMPLE_TASK,
+    settings.QUERIES_LONG_SAMPLE_S,
+    "Records statements running longer than QUERIES_LONG_RUNNING_MS, so the index "
+    "advisor weighs those that never finish (pg_stat_statements only sees finished ones).",
 )

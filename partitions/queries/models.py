@@ -49,3 +49,32 @@ class IndexAnalysis(models.Model):
 
     def __str__(self) -> str:
         return f"{self.warehouse} index analysis at {self.computed_at}"
+
+
+class LongExecution(models.Model):
+    """One execution of a statement seen running long in pg_stat_activity by the
+    sampling beat task. A statement cancelled by statement_timeout (or killed, or still
+    running) never reaches pg_stat_statements, which records finished statements only:
+    these samples are how the index advisor still weighs it."""
+
+    warehouse = models.CharField(max_length=64)
+    pid = models.IntegerField()
+    started_at = models.DateTimeField()  # the statement's query_start
+    fingerprint = models.CharField(max_length=16)  # pglast's: constants ignored
+    query = models.TextField()
+    elapsed_ms = models.FloatField()  # the longest it was seen running
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["warehouse", "pid", "started_at"], name="queries_one_row_per_execution"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["warehouse", "fingerprint"]),
+            models.Index(fields=["last_seen"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.warehouse}:{self.pid} since {self.started_at} ({self.elapsed_ms:.0f} ms)"

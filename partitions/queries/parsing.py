@@ -98,6 +98,16 @@ def parse_one(text: str) -> ast.Node:
     return raw[0].stmt
 
 
+def fingerprint(text: str) -> str:
+    """The statement's fingerprint (pg_query's, as pglast computes it): the same for
+    its normalized pg_stat_statements text (`$1`) and a running text with values.
+    UnparsableStatement for text the parser rejects (a truncated query, say)."""
+    try:
+        return pglast.parser.fingerprint(text)
+    except pglast.parser.ParseError as exc:
+        raise UnparsableStatement(f"PostgreSQL's parser rejects it: {exc}") from None
+
+
 class _ParamCounter(Visitor):
     def __init__(self):
         self.highest = 0

@@ -4,7 +4,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from . import analyses, slow
+from . import analyses, longrunning, slow
 
 
 @shared_task(name="queries.snapshot_statements")
@@ -24,3 +24,8 @@ def first_snapshot_on_worker_start(**kwargs) -> None:
 def analyse_indexes(analysis_id: int) -> dict:
     analysis = analyses.refresh(analysis_id)
     return {"analysis": analysis.pk, "took_s": analysis.took_s, "error": analysis.error}
+
+
+@shared_task(name=longrunning.SAMPLE_TASK)
+def sample_long_running() -> dict[str, str]:
+    return longrunning.sample_all()

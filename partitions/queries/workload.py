@@ -107,3 +107,25 @@ def statistics_age_s(conn: psycopg.Connection) -> float:
             pg_postmaster_start_time()))::float AS seconds
         """
     ).fetchone()["seconds"]
+
+
+def running_longer_than(conn: psycopg.Connection, min_ms: float) -> list[dict[str, Any]]:
+    """Statements of this database's client sessions that have been running for at least
+    `min_ms`, other than the console's own (application_name opsconsole…)."""
+    return conn.execute(
+        """
+        SELECT pid, query_start AS started_at, query,
+               EXTRACT(EPOCH FROM clock_timestamp() - query_start) * 1000 AS elapsed_ms
+        FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid()
+          AND backend_type = 'client backend' AND state = 'active'
+          AND query_start <= clock_timestamp() - make_interval(secs => %(min_s)s)
+          AND application_name NOT LIKE 'opsconsole%%'
+        """,
+        {"min_s": min_ms / 1000},
+    ).fetchall()
+
+
+def statements_reset_at(conn: psycopg.Connection):
+    """When pg_stat_statements last started counting from zero."""
+    return conn.execute("SELECT stats_reset FROM pg_stat_statements_info").fetchone()["stats_reset"]
