@@ -112,6 +112,14 @@ def statements(warehouse: str, since=None) -> list[dict[str, Any]]:
     return list(found.values())
 
 
+def since_reset(warehouse: str) -> list[dict[str, Any]]:
+    """statements() since pg_stat_statements' last reset (the window the advisor
+    weighs), heaviest first."""
+    with open_warehouse(warehouse) as conn:
+        since = workload.statements_reset_at(conn)
+    return sorted(statements(warehouse, since), key=lambda s: -s["total_ms"])
+
+
 def with_unfinished(rows: list[dict], unfinished: list[dict]) -> list[dict]:
     """pg_stat_statements `rows` with the sampled statements added, heaviest first. A
     sampled statement pg_stat_statements also knows (same fingerprint: it finished at

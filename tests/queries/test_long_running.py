@@ -1,11 +1,13 @@
 """Statements that never finish reach the index advisor through pg_stat_activity samples
 (pg_stat_statements records finished statements only)."""
 
+import json
 import threading
 import time
 
 import psycopg
 import pytest
+from django.core.management import call_command
 from psycopg import sql
 
 from partitions.queries import advisor, longrunning, parsing
@@ -141,3 +143,24 @@ def test_a_statement_that_also_finished_keeps_the_larger_weight_not_the_sum():
     assert merged[0]["total_ms"] == 12_000.0 and merged[0]["calls"] == 10
     assert merged[0]["seen_running"] is True
     assert "seen_running" not in merged[1]
+
+
+@pytest.mark.django_db
+def test_the_cli_samples_and_lists_long_running_statements(
+    capsys, shop, wh, warehouse_db, settings
+):
+    settings.QUERIES_LONG_RUNNING_MS = 200
+    query = sql.SQL("SELECT pg_sleep(3), id FROM {s}.customers WHERE id = 1").format(
+        s=sql.Identifier(shop)
+    )
+    thread = Cancelled(warehouse_db, query, timeout_ms=1500)
+    try:
+        while not running(wh, shop, 300):
+            assert thread.is_alive(), "the statement ended before it was sampled"
+            time.sleep(0.05)
+        call_command("queries", "long-running", "--warehouse", "main", "--sample", "--json")
+    finally:
+        thread.join()
+    assert thread.outcome == "cancelled"
+    (listed,) = [r for r in json.loads(capsys.readouterr().out) if shop in r["query"]]
+    assert listed["calls"] == 1 and listed["total_ms"] >= 300 and listed["seen_running"]

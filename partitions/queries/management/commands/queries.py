@@ -1,4 +1,5 @@
-"""manage.py queries slow|explain|indexes|apply: the CLI twin of the Queries pages."""
+"""manage.py queries slow|explain|indexes|long-running|apply: the CLI twin of the Queries
+pages."""
 
 import json
 
@@ -13,7 +14,7 @@ from opsconsole.commands import (
 from partitions import warehouses
 from partitions.warehouses import WarehouseError
 
-from ... import advisor, apply, drops, health, slow
+from ... import advisor, apply, drops, health, longrunning, slow
 from ...errors import ConfirmationMismatch
 from ...explain import explain_statement
 
@@ -45,6 +46,13 @@ class Command(ConsoleCommand):
         p.add_argument("--queryid", type=int)
         p.add_argument("--analyze", action="store_true")
         p.add_argument("--value", action="append", dest="values", help="sample value for $n")
+
+        p = sub.add_parser(
+            "long-running",
+            help="statements seen running past QUERIES_LONG_RUNNING_MS (the advisor weighs them)",
+        )
+        common(p)
+        p.add_argument("--sample", action="store_true", help="sample pg_stat_activity first")
 
         p = sub.add_parser("indexes", help="index suggestions and index health")
         common(p)
@@ -79,7 +87,7 @@ class Command(ConsoleCommand):
         if not opts["warehouse"]:
             raise bad_input("No PostgreSQL warehouse is configured (WAREHOUSES).")
         try:
-            getattr(self, f"do_{opts['action']}")(opts)
+            getattr(self, f"do_{opts['action'].replace('-', '_')}")(opts)
         except ConfirmationMismatch as exc:
             raise bad_input(str(exc)) from None
         except WarehouseError as exc:
@@ -101,6 +109,19 @@ class Command(ConsoleCommand):
                 f"{r['queryid']:>20}  calls {r['calls']:>8}  total {r['total_ms']:>10.1f} ms  "
                 f"mean {r['mean_ms']:>8.1f} ms  {r['share_percent']:5.1f}%  "
                 f"{' '.join(r['query'].split())[:100]}"
+            )
+
+    def do_long_running(self, opts):
+        if opts["sample"]:
+            longrunning.sample(opts["warehouse"])
+        rows = longrunning.since_reset(opts["warehouse"])
+        if opts["json"]:
+            self.stdout.write(_json(rows))
+            return
+        for r in rows:
+            self.stdout.write(
+                f"{r['queryid']:>20}  runs {r['calls']:>6}  seen {r['total_ms'] / 1000:>9.1f} s  "
+                f"mean {r['mean_ms'] / 1000:>7.1f} s  {' '.join(r['query'].split())[:100]}"
             )
 
     def do_explain(self, opts):
