@@ -100,9 +100,9 @@ def copy(conn, plan, report, connect: Callable[[], psycopg.Connection] | None = 
     templates = step_sql(plan, "copy")["templates"]
     throttle = plan["options"].get("throttle_ms", 0) / 1000
     done = {row[0] for row in conn.execute(plan["sql"]["progress_done"], {}) if row[0] >= 0}
-    pending = iter([b for b in plan["batches"] if b["n"] not in done])
     total = len(plan["batches"])
     width = max(1, int(plan["options"].get("copy_workers", 1)))
+    pending = iter(spread([b for b in plan["batches"] if b["n"] not in done], width))
     lanes: queue.SimpleQueue = queue.SimpleQueue()
     extra = [connect() for _ in range(width - 1)] if connect else []
     for lane in [conn, *extra]:
@@ -160,9 +160,34 @@ def copy(conn, plan, report, connect: Callable[[], psycopg.Connection] | None = 
     return {"batches": total, "rows_copied_this_attempt": rows_copied, "workers": width}
 
 
+def spread(batches: list[dict], width: int) -> list[dict]:
+    """The batches in the order the lanes take them: `width` runs of neighbouring key
+    ranges, interleaved, so batches copied at once are far apart in the key. Keys and
+    partition keys usually grow together (ids and creation times), so lanes then fill
+    different partitions instead of extending the same one page by page."""
+    size = max(1, -(-len(batches) // width))
+    runs = [batches[i : i + size] for i in range(0, len(batches), size)]
+    return [run[i] for i in range(size) for run in runs if i < len(run)]
+
+
+# For a copy batch's transaction only. work_mem: the fingerprints' CTE holds a few
+# bytes per copied row (its bucket and hash), which at 4 MB spills to a temporary
+# file from about 100k rows. jit: a large batch's cost estimate crosses
+# jit_above_cost, and compiling (up to a second) buys nothing for one scan.
+# synchronous_commit: a batch's rows and its checkpoint row commit together, so a
+# server crash that loses the commit loses both (WAL replays in order), and the next
+# attempt copies the batch again; nothing outside the warehouse trusts a batch as
+# done (the progress the job shows is advisory, resuming reads the checkpoint rows).
+COPY_SETTINGS = {"work_mem": "64MB", "jit": "off", "synchronous_commit": "off"}
+
+
 def copy_batch(conn, plan: dict, template: str, batch: dict) -> int:
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        conn.execute(
+            "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in COPY_SETTINGS),
+            [v for pair in COPY_SETTINGS.items() for v in pair],
+        )
         snapshot = conn.execute("SELECT pg_current_snapshot()::text").fetchone()[0]
         rows = conn.execute(template, {"lo": batch["lo"], "hi": batch["hi"]}).fetchall()
         fingerprints = {bucket: [count, total] for bucket, count, total in rows}
