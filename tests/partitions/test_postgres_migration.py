@@ -254,9 +254,16 @@ def test_it_copies_batches_in_parallel_on_separate_connections(
 
     for n in (3, 6, 9):
         faults.arm("copy", n, action=count_connections)
+    taken = []  # the order the lanes take the batches in
+    for batch in migration.plan["batches"]:
+        faults.arm("copy", batch["n"], action=lambda n=batch["n"]: taken.append(n))
 
     _run, result = run_inline(migration)
 
     assert result["copy"]["workers"] == 3
     assert max(lanes) == 3  # the migration's connection and two more, copying at once
+    total = len(migration.plan["batches"])
+    assert sorted(taken) == list(range(total))
+    # the first three taken at once are a third of the key apart, not neighbours
+    assert taken[1] - taken[0] >= total // 3 and taken[2] - taken[1] >= total // 3
     assert checksum(warehouse_db, payments, "payments") == before
