@@ -157,7 +157,16 @@ def copy(conn, plan, report, connect: Callable[[], psycopg.Connection] | None = 
         pool.shutdown(wait=True)
         for lane in extra:
             lane.close()
+    make_durable(conn)
     return {"batches": total, "rows_copied_this_attempt": rows_copied, "workers": width}
+
+
+def make_durable(conn) -> None:
+    """Wait until every batch committed so far is flushed: the batches commit without
+    waiting (COPY_SETTINGS), and the step is about to be recorded done in the console's
+    database. A transaction that takes an id commits synchronously (the session's
+    default), which flushes the WAL up to its commit record, so every earlier one too."""
+    conn.execute("SELECT pg_current_xact_id()")
 
 
 def spread(batches: list[dict], width: int) -> list[dict]:
@@ -176,8 +185,9 @@ def spread(batches: list[dict], width: int) -> list[dict]:
 # jit_above_cost, and compiling (up to a second) buys nothing for one scan.
 # synchronous_commit: a batch's rows and its checkpoint row commit together, so a
 # server crash that loses the commit loses both (WAL replays in order), and the next
-# attempt copies the batch again; nothing outside the warehouse trusts a batch as
-# done (the progress the job shows is advisory, resuming reads the checkpoint rows).
+# attempt copies the batch again (resuming reads the checkpoint rows). The one thing
+# outside the warehouse that trusts the batches, the copy step recorded done, is
+# recorded only after make_durable(); verify also refuses a batch without checkpoint.
 COPY_SETTINGS = {"work_mem": "64MB", "jit": "off", "synchronous_commit": "off"}
 
 
@@ -254,6 +264,13 @@ def verify(conn, plan, report) -> dict:
     """Catch up to the lock bound, then compare the new table with what was copied
     and replayed into it (nothing else writes to it meanwhile)."""
     report.fault_point("verify", 0)
+    checkpointed = {row[0] for row in conn.execute(plan["sql"]["progress_done"], {})}
+    missing = [b["n"] for b in plan["batches"] if b["n"] not in checkpointed]
+    if missing:  # a lost batch leaves no rows and no fingerprint: the comparison can't see it
+        raise StepFailed(
+            f"{len(missing)} copy batches have no checkpoint (batch {missing[0] + 1} first):"
+            " the copy did not complete; nothing was swapped"
+        )
     bound = int(plan["options"].get("lock_backlog", 200))
     caught = replay.catch_up(conn, plan, "forward", report, bound)
     result = compare(conn, plan)
