@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/partition_migrate.py [--rows 10000000] [--batch-rows 250000]
 
-In its own database (opsconsole_bench_part, recreated each run), on the same data:
+In its own database (--database, default opsconsole_bench_part; recreated each run),
+on the same data:
   console  the console's PostgreSQL backend: create, capture, batched copy with
            in-pass fingerprints (--copy-workers batches at once), index, verify
   plain    one INSERT INTO partitioned SELECT * FROM source, into an identical empty
@@ -55,8 +56,14 @@ FROM generate_series(1, %(rows)s) AS g,
 """
 
 
-def connect(url: str = URL) -> psycopg.Connection:
-    return psycopg.connect(url, autocommit=True, options="-c TimeZone=UTC")
+def connect(url: str | None = None) -> psycopg.Connection:
+    return psycopg.connect(url or URL, autocommit=True, options="-c TimeZone=UTC")
+
+
+def use_database(name: str) -> None:
+    """Benchmark in database `name` (recreated) instead of the default."""
+    global DB, URL
+    DB, URL = name, f"postgres://postgres@127.0.0.1:5432/{name}"
 
 
 def wal(conn) -> int:
@@ -205,7 +212,13 @@ def main() -> None:
         default=min(os.cpu_count() or 1, 4),
         help="batches the console copies at once (default: min(CPU count, 4))",
     )
+    parser.add_argument(
+        "--database",
+        default=DB,
+        help=f"the benchmark's own database, dropped and recreated (default {DB})",
+    )
     args = parser.parse_args()
+    use_database(args.database)
 
     prepare(args.rows)
     bounds = partition_bounds(

@@ -120,17 +120,35 @@ class PlanIn(Schema):
     schema_name: str = Field(..., alias="schema", max_length=1024)
     table: str = Field(..., max_length=1024)
     column: str = Field(..., max_length=1024)
-    granularity: str = Field(..., max_length=16)
+    scheme: Literal["range", "hash", "list"] = Field(
+        "range", description="range (a time, integer or UUIDv7 column), hash or list"
+    )
+    granularity: str = Field(
+        "month", max_length=16, description="ranges of a time or UUIDv7 column: day, week, month"
+    )
+    width: int | None = Field(
+        None, ge=1, description="ranges of an integer column: ids per range (none: a round width)"
+    )
+    keep_ranges: int | None = Field(
+        None,
+        ge=1,
+        description="integer ranges: retention keeps the newest N ranges holding ids"
+        " (none: nothing dropped, ids carry no age)",
+    )
+    modulus: int | None = Field(None, ge=1, le=1000, description="hash: how many partitions (8)")
     clustering: list[str] = []
     retention_days: int | None = Field(None, ge=1, le=36_500)
     require_partition_filter: bool = False
     batch_rows: int = Field(50_000, ge=100, le=5_000_000)
     throttle_ms: int = Field(0, ge=0, le=10_000, description="pause between copy batches")
-    null_keys: Literal["refuse", "lose_uniqueness"] = Field(
+    null_keys: Literal["refuse", "lose_uniqueness", "backfill"] = Field(
         "refuse", description="PostgreSQL tables with a primary key and NULL partition keys"
     )
     consent: str = Field(
         "", max_length=100, description='with lose_uniqueness: the typed "lose uniqueness"'
+    )
+    null_backfill: str = Field(
+        "", max_length=100, description="with backfill: the value NULL keys get, e.g. 2024-01-01"
     )
 
 

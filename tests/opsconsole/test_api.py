@@ -215,6 +215,29 @@ def test_a_migration_is_planned_and_started_with_the_table_typed(
     assert wait_for(Run.objects.get(pk=rollback.json()["id"]), timeout=60).status == "succeeded"
 
 
+def test_it_plans_each_partitioning_scheme_with_its_figures(
+    api_as, request, settings, warehouse_db
+):
+    schema = request.getfixturevalue("payments")
+    settings.WAREHOUSES = {"main": warehouse_db}
+    api = api_as("operator")
+    body = {"warehouse": "main", "schema": schema, "table": "payments", "column": "id"}
+    ranges = api.post("/migrations/plan", body | {"width": 1000, "keep_ranges": 4})
+    assert ranges.status_code == 201, ranges.content
+    assert ranges.json()["estimates"]["scheme"] == "ranges of 1,000 id values"
+    assert "newest 4" in ranges.json()["estimates"]["retention"]
+    stored = Migration.objects.get(pk=ranges.json()["id"])
+    assert (stored.options["width"], stored.options["keep_ranges"]) == (1000, 4)
+    hashed = api.post("/migrations/plan", body | {"scheme": "hash", "modulus": 4})
+    assert hashed.status_code == 201, hashed.content
+    assert hashed.json()["estimates"]["scheme"] == "hash on id into 4 partitions"
+    assert len(Migration.objects.get(pk=hashed.json()["id"]).plan["partitions"]) == 4
+    bad = api.post("/migrations/plan", body | {"scheme": "hash", "modulus": 65})
+    assert bad.status_code == 400 and "modulus" in bad.json()["detail"]
+    unknown = api.post("/migrations/plan", body | {"scheme": "spiral"})
+    assert unknown.status_code in (400, 422)
+
+
 def test_a_runbook_is_launched_with_its_name_as_confirm(api_as, celery_worker):
     api = api_as("operator")
     wrong = api.post("/runbooks/health_sweep/launch", {"confirm": "nope"})

@@ -191,6 +191,42 @@ def test_it_rolls_back_by_itself_when_verification_finds_a_difference(
     assert event.run_id is not None and event.outcome == "ok"
 
 
+def test_it_refuses_to_verify_when_a_copied_batch_was_lost_with_its_checkpoint(
+    warehouse_db, payments, make_user
+):
+    # what a warehouse crash before the flush of a batch committed without waiting
+    # would leave: neither its rows nor its checkpoint (so the fingerprints agree)
+    migration = plan_and_start(make_user("admin"), payments)
+    before = checksum(warehouse_db, payments, "payments")
+    batch = migration.plan["batches"][1]
+    names = migration.plan["names"]
+
+    def lose_batch():
+        with connect(warehouse_db) as conn:
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE id >= %s AND id < %s").format(
+                    sql.Identifier(payments, names["new"])
+                ),
+                [batch["lo"], batch["hi"]],
+            )
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE batch = %s").format(
+                    sql.Identifier(payments, names["progress"])
+                ),
+                [batch["n"]],
+            )
+
+    faults.arm("verify", 0, action=lose_batch)
+
+    with pytest.raises(Exception, match="1 copy batches have no checkpoint"):
+        run_inline(migration)
+
+    migration.refresh_from_db()
+    assert migration.state == MigrationState.FAILED
+    assert relkind(warehouse_db, payments, "payments") == "r"
+    assert checksum(warehouse_db, payments, "payments") == before
+
+
 def test_it_fails_into_rollback_when_the_warehouse_goes_away(warehouse_db, payments, make_user):
     migration = plan_and_start(make_user("admin"), payments)
     before = checksum(warehouse_db, payments, "payments")
@@ -254,9 +290,16 @@ def test_it_copies_batches_in_parallel_on_separate_connections(
 
     for n in (3, 6, 9):
         faults.arm("copy", n, action=count_connections)
+    taken = []  # the order the lanes take the batches in
+    for batch in migration.plan["batches"]:
+        faults.arm("copy", batch["n"], action=lambda n=batch["n"]: taken.append(n))
 
     _run, result = run_inline(migration)
 
     assert result["copy"]["workers"] == 3
     assert max(lanes) == 3  # the migration's connection and two more, copying at once
+    total = len(migration.plan["batches"])
+    assert sorted(taken) == list(range(total))
+    # the first three taken at once are a third of the key apart, not neighbours
+    assert taken[1] - taken[0] >= total // 3 and taken[2] - taken[1] >= total // 3
     assert checksum(warehouse_db, payments, "payments") == before

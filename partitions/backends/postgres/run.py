@@ -100,9 +100,9 @@ def copy(conn, plan, report, connect: Callable[[], psycopg.Connection] | None = 
     templates = step_sql(plan, "copy")["templates"]
     throttle = plan["options"].get("throttle_ms", 0) / 1000
     done = {row[0] for row in conn.execute(plan["sql"]["progress_done"], {}) if row[0] >= 0}
-    pending = iter([b for b in plan["batches"] if b["n"] not in done])
     total = len(plan["batches"])
     width = max(1, int(plan["options"].get("copy_workers", 1)))
+    pending = iter(spread([b for b in plan["batches"] if b["n"] not in done], width))
     lanes: queue.SimpleQueue = queue.SimpleQueue()
     extra = [connect() for _ in range(width - 1)] if connect else []
     for lane in [conn, *extra]:
@@ -157,12 +157,47 @@ def copy(conn, plan, report, connect: Callable[[], psycopg.Connection] | None = 
         pool.shutdown(wait=True)
         for lane in extra:
             lane.close()
+    make_durable(conn)
     return {"batches": total, "rows_copied_this_attempt": rows_copied, "workers": width}
+
+
+def make_durable(conn) -> None:
+    """Wait until every batch committed so far is flushed: the batches commit without
+    waiting (COPY_SETTINGS), and the step is about to be recorded done in the console's
+    database. A transaction that takes an id commits synchronously (the session's
+    default), which flushes the WAL up to its commit record, so every earlier one too."""
+    conn.execute("SELECT pg_current_xact_id()")
+
+
+def spread(batches: list[dict], width: int) -> list[dict]:
+    """The batches in the order the lanes take them: `width` runs of neighbouring key
+    ranges, interleaved, so batches copied at once are far apart in the key. Keys and
+    partition keys usually grow together (ids and creation times), so lanes then fill
+    different partitions instead of extending the same one page by page."""
+    size = max(1, -(-len(batches) // width))
+    runs = [batches[i : i + size] for i in range(0, len(batches), size)]
+    return [run[i] for i in range(size) for run in runs if i < len(run)]
+
+
+# For a copy batch's transaction only. work_mem: the fingerprints' CTE holds a few
+# bytes per copied row (its bucket and hash), which at 4 MB spills to a temporary
+# file from about 100k rows. jit: a large batch's cost estimate crosses
+# jit_above_cost, and compiling (up to a second) buys nothing for one scan.
+# synchronous_commit: a batch's rows and its checkpoint row commit together, so a
+# server crash that loses the commit loses both (WAL replays in order), and the next
+# attempt copies the batch again (resuming reads the checkpoint rows). The one thing
+# outside the warehouse that trusts the batches, the copy step recorded done, is
+# recorded only after make_durable(); verify also refuses a batch without checkpoint.
+COPY_SETTINGS = {"work_mem": "64MB", "jit": "off", "synchronous_commit": "off"}
 
 
 def copy_batch(conn, plan: dict, template: str, batch: dict) -> int:
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        conn.execute(
+            "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in COPY_SETTINGS),
+            [v for pair in COPY_SETTINGS.items() for v in pair],
+        )
         snapshot = conn.execute("SELECT pg_current_snapshot()::text").fetchone()[0]
         rows = conn.execute(template, {"lo": batch["lo"], "hi": batch["hi"]}).fetchall()
         fingerprints = {bucket: [count, total] for bucket, count, total in rows}
@@ -229,6 +264,13 @@ def verify(conn, plan, report) -> dict:
     """Catch up to the lock bound, then compare the new table with what was copied
     and replayed into it (nothing else writes to it meanwhile)."""
     report.fault_point("verify", 0)
+    checkpointed = {row[0] for row in conn.execute(plan["sql"]["progress_done"], {})}
+    missing = [b["n"] for b in plan["batches"] if b["n"] not in checkpointed]
+    if missing:  # a lost batch leaves no rows and no fingerprint: the comparison can't see it
+        raise StepFailed(
+            f"{len(missing)} copy batches have no checkpoint (batch {missing[0] + 1} first):"
+            " the copy did not complete; nothing was swapped"
+        )
     bound = int(plan["options"].get("lock_backlog", 200))
     caught = replay.catch_up(conn, plan, "forward", report, bound)
     result = compare(conn, plan)
