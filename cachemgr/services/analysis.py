@@ -253,8 +253,8 @@ def node_steps(
     while True:
         try:
             step = take(node.client, node.name, cursor, count, tally.threshold, budget_us)
-        except redis.ResponseError:
-            if take is step_pipelined:
+        except redis.ResponseError as exc:
+            if take is step_pipelined or targets.is_cluster_down(exc):
                 raise
             take = step_pipelined  # scripting refused: nothing was counted yet
             continue
