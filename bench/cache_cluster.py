@@ -2,7 +2,11 @@
 node's latency probed.
 
     .venv/bin/python bench/cache_cluster.py [--keys 3000000] [--analyze-keys 10000000]
-        [--duty D] [--analyze-duty D] [--analyze-count N]
+        [--scan-count N] [--step-ms MS,…] [--duty D,…]
+        [--analyze-count N] [--analyze-step-ms MS,…] [--analyze-duty D,…]
+
+A comma-separated list runs the console once per value (each pairing of step budget and
+duty), to compare variants within one run; unset options take the console's defaults.
 
 Part 1 starts a local 3-primary cluster (cachemgr.localservers), loads `--keys` keys
 (half match bench:match:*) and deletes the matching half two ways, reloading between:
@@ -11,11 +15,13 @@ Part 1 starts a local 3-primary cluster (cachemgr.localservers), loads `--keys` 
 (c) the console: a cache.invalidate_pattern Run executed by jobs.runner, as Celery runs it.
 Part 2 starts one redis-server, loads `--analyze-keys` keys (five namespaces, strings,
 hashes and lists, a third without TTL) and runs the exact analysis (a cache.analyze Run).
-One process per node PINGs it every millisecond; each row shows the worst round trip
-beside the idle probe's, and under it each node's server time per step (Redis' own
-latency figures, p50 and max: what a PING can wait behind one step, without the
-machine's scheduling); the pacing settings in force are printed first (the duties
-default to the console's settings). Servers are stopped and their directories removed at
+One process per node PINGs it every millisecond; each row shows per node the PING round
+trip's p50 / p99 / max, and under it each node's server time per step (Redis' own
+latency figures, p50 / p99 / max: what a PING can wait behind one step, without the
+machine's scheduling). After the first measured row of each part, the same probes run
+for as long with nothing to do ("idle probe"), then beside one busy core that never
+touches Redis: a maximum grows with the time it is taken over, and the second row shows
+what the machine's scheduling alone does to it. Servers are stopped and their directories removed at
 the end.
 """
 
@@ -40,17 +46,25 @@ LOAD_BATCH = 10_000
 
 
 def probe(port: int, ready, stop, result) -> None:
-    """Its own process: the worst PING round trip to one node (once connected)."""
+    """Its own process: PING one node every millisecond; (port, (p50, p99, max) ms)."""
     client = redis.Redis(port=port)
     client.ping()
     ready.put(port)
-    worst = 0.0
+    times = []
     while not stop.is_set():
         started = time.perf_counter()
         client.ping()
-        worst = max(worst, time.perf_counter() - started)
+        times.append(time.perf_counter() - started)
         time.sleep(0.001)
-    result.put((port, worst * 1000))
+    times.sort()
+    spread = tuple(1000 * times[min(len(times) - 1, int(q * len(times)))] for q in (0.5, 0.99))
+    result.put((port, (*spread, 1000 * times[-1])))
+
+
+def burn(stop) -> None:
+    """Its own process: one core's worth of work that never touches Redis."""
+    while not stop.is_set():
+        sum(range(10_000))
 
 
 def reset_command_times(ports: list[int]) -> None:
@@ -63,34 +77,41 @@ def reset_command_times(ports: list[int]) -> None:
 
 
 def command_times(ports: list[int], commands: tuple[str, ...]) -> str:
-    """Each node's server time per call of `commands` (p50 / max, µs): how long one
-    step held the node, whatever the machine's scheduling added around it."""
+    """Each node's server time per call of `commands` (p50 / p99 / max, µs): how long
+    one step held the node, whatever the machine's scheduling added around it."""
     shown = []
     for port in ports:
         client = redis.Redis(port=port)
         stats = client.info("latencystats")
+        calls = client.info("commandstats")
         client.close()
         for command in commands:
             if figures := stats.get(f"latency_percentiles_usec_{command}"):
-                shown.append(f"{port} {command} {figures['p50']:.0f}/{figures['p100']:.0f}")
-    return "server µs per call (p50/max): " + "  ".join(shown)
+                n = calls.get(f"cmdstat_{command}", {}).get("calls", 0)
+                shown.append(
+                    f"{port} {command}×{n} "
+                    f"{figures['p50']:.0f}/{figures['p99']:.0f}/{figures['p100']:.0f}"
+                )
+    return "step hold µs (p50/p99/max): " + "  ".join(shown)
 
 
-def timed(ports: list[int], action) -> tuple[float, dict[int, float]]:
-    """Run `action` while every port is probed; (seconds, {port: worst PING ms})."""
+def timed(ports: list[int], action, burners: int = 0) -> tuple[float, dict[int, tuple]]:
+    """Run `action` while every port is probed (and `burners` processes keep a core busy
+    each, away from Redis); (seconds, {port: (p50, p99, max) PING ms})."""
     ctx = multiprocessing.get_context("spawn")
     ready, stop, result = ctx.Queue(), ctx.Event(), ctx.Queue()
     probers = [ctx.Process(target=probe, args=(port, ready, stop, result)) for port in ports]
+    probers += [ctx.Process(target=burn, args=(stop,)) for _ in range(burners)]
     for prober in probers:
         prober.start()
-    for _ in probers:
+    for _ in ports:
         ready.get(timeout=60)
     time.sleep(0.2)
     started = time.perf_counter()
     action()
     seconds = time.perf_counter() - started
     stop.set()
-    worst = dict(result.get(timeout=30) for _ in probers)
+    worst = dict(result.get(timeout=30) for _ in ports)
     for prober in probers:
         prober.join(10)
     return seconds, worst
@@ -169,52 +190,76 @@ def setup_django(cluster_url: str, node_url: str) -> None:
     call_command("migrate", verbosity=0)
 
 
-def use_settings(**options) -> None:
-    """Set the options given on the command line, then print the pacing in force."""
+def use_settings(**options) -> str:
+    """Set the options given (None: the console's default); the pacing now in force."""
     from django.conf import settings
 
     from cachemgr import conf
 
     for name, value in options.items():
-        if value is not None:
+        if value is None:
+            if hasattr(settings, name):
+                delattr(settings, name)
+        else:
             setattr(settings, name, value)
-    names = ("CACHE_SCAN_COUNT", "CACHE_INVALIDATE_DUTY", "CACHE_ANALYZE_COUNT")
-    shown = [f"{name}={conf.get(name)}" for name in (*names, "CACHE_ANALYZE_DUTY")]
-    print("pacing: " + "  ".join(shown), flush=True)
+    return "  ".join(f"{name}={conf.get(name)}" for name in options)
 
 
-def row(label: str, keys: int, seconds: float, worst: dict[int, float], idle: dict) -> None:
+def floats(text: str | None) -> list[float | None]:
+    """A comma-separated list of values (variants compared within one run); [None]: the
+    console's default."""
+    return [float(v) for v in text.split(",")] if text else [None]
+
+
+def row(label: str, keys: int, seconds: float, probed: dict[int, tuple]) -> None:
     pings = "  ".join(
-        f"{port}: {ms:5.1f} ms (idle {idle[port]:4.1f})" for port, ms in worst.items()
+        f"{port}: {p50:4.1f}/{p99:4.1f}/{top:5.1f}" for port, (p50, p99, top) in probed.items()
     )
-    print(
-        f"{label:<36} {keys / seconds:>10,.0f} keys/s {seconds:7.2f} s   worst PING {pings}",
-        flush=True,
-    )
+    rate = f"{keys / seconds:>10,.0f} keys/s" if keys else " " * 17
+    print(f"{label:<44} {rate} {seconds:7.2f} s   PING ms p50/p99/max {pings}", flush=True)
 
 
-def invalidation_part(cluster: LocalCluster, keys: int) -> None:
+def baselines(ports: list[int], seconds: float) -> None:
+    """The same probes with nothing to do, then beside one busy core that never touches
+    Redis, each for `seconds` (a maximum grows with the time it is taken over)."""
+    seconds = max(3.0, seconds)
+    _, idle = timed(ports, lambda: time.sleep(seconds))
+    row("idle probe (same length)", 0, seconds, idle)
+    _, busy = timed(ports, lambda: time.sleep(seconds), burners=1)
+    row("one busy core, no Redis work", 0, seconds, busy)
+
+
+def invalidation_part(cluster: LocalCluster, keys: int, args) -> None:
     ports = [node.port for node in cluster.nodes]
     half = keys // 2
     print(f"cluster: loading {keys:,} keys ({half:,} match {PATTERN}) …", flush=True)
     load_cluster(cluster, "bench:other:", half)
-    _, idle = timed(ports, lambda: time.sleep(3))
-    results = {}
-    for label, action, commands in [
-        ("(b) bare per-node SCAN+UNLINK", lambda: bare_client(ports), ("scan", "unlink")),
-        ("(c) console invalidate_pattern", console_invalidation, ("evalsha",)),
-    ]:
+    variants = [
+        ("(b) bare per-node SCAN+UNLINK", lambda: bare_client(ports), ("scan", "unlink"), {})
+    ]
+    for step_ms in floats(args.step_ms):
+        for duty in floats(args.duty):
+            pacing = {"CACHE_INVALIDATE_STEP_MS": step_ms, "CACHE_INVALIDATE_DUTY": duty}
+            variants.append(("(c) console", console_invalidation, ("evalsha",), pacing))
+    rates, labels = [], []
+    for label, action, commands, pacing in variants:
+        if pacing:
+            label = f"{label} {use_settings(CACHE_SCAN_COUNT=args.scan_count, **pacing)}"
         load_cluster(cluster, "bench:match:", half)
         assert sum(node.client.dbsize() for node in cluster.nodes) == 2 * half
         reset_command_times(ports)
-        seconds, worst = timed(ports, action)
+        seconds, probed = timed(ports, action)
         left = sum(node.client.dbsize() for node in cluster.nodes)
         assert left == half, f"{label}: {left - half} matching keys left"
-        results[label] = half / seconds
-        row(label, half, seconds, worst, idle)
-        print(f"{'':<36} {command_times(ports, commands)}", flush=True)
-    ratio = results["(c) console invalidate_pattern"] / results["(b) bare per-node SCAN+UNLINK"]
-    print(f"console / bare client: {ratio:.2f}×", flush=True)
+        rates.append(half / seconds)
+        labels.append(label)
+        print(label, flush=True)
+        row("", half, seconds, probed)
+        print(f"{'':<44} {command_times(ports, commands)}", flush=True)
+        if len(rates) == 1:
+            baselines(ports, seconds)
+    for label, rate in zip(labels[1:], rates[1:], strict=True):
+        print(f"{label}: {rate / rates[0]:.2f}× the bare client", flush=True)
 
 
 def load_node(client: redis.Redis, count: int) -> None:
@@ -235,42 +280,57 @@ def load_node(client: redis.Redis, count: int) -> None:
         pipe.execute()
 
 
-def analysis_part(node: Server, keys: int) -> None:
+def analysis_part(node: Server, keys: int, args) -> None:
     print(f"one node: loading {keys:,} keys …", flush=True)
     load_node(node.client, keys)
-    _, idle = timed([node.port], lambda: time.sleep(3))
-    outcome = {}
-    reset_command_times([node.port])
-    seconds, worst = timed(
-        [node.port], lambda: outcome.update(run_job("cache.analyze", {"target": "node"}))
-    )
-    assert outcome["keys"] == keys, outcome
-    row("exact analysis (cache.analyze)", keys, seconds, worst, idle)
-    print(f"{'':<36} {command_times([node.port], ('evalsha',))}", flush=True)
+    first = True
+    variants = [
+        (count, step_ms, duty)
+        for count in floats(args.analyze_count)
+        for step_ms in floats(args.analyze_step_ms)
+        for duty in floats(args.analyze_duty)
+    ]
+    for count, step_ms, duty in variants:
+        pacing = use_settings(
+            CACHE_ANALYZE_COUNT=count and int(count),
+            CACHE_ANALYZE_STEP_MS=step_ms,
+            CACHE_ANALYZE_DUTY=duty,
+        )
+        outcome = {}
+        reset_command_times([node.port])
+        seconds, probed = timed(
+            [node.port],
+            lambda out=outcome: out.update(run_job("cache.analyze", {"target": "node"})),
+        )
+        assert outcome["keys"] == keys, outcome
+        print(f"exact analysis (cache.analyze) {pacing}", flush=True)
+        row("", keys, seconds, probed)
+        print(f"{'':<44} {command_times([node.port], ('evalsha',))}", flush=True)
+        if first:
+            baselines([node.port], seconds)
+            first = False
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keys", type=int, default=3_000_000)
     parser.add_argument("--analyze-keys", type=int, default=10_000_000)
-    parser.add_argument("--analyze-count", type=int, help="CACHE_ANALYZE_COUNT (SCAN COUNT)")
-    parser.add_argument("--duty", type=float, help="CACHE_INVALIDATE_DUTY (0 < duty ≤ 1)")
-    parser.add_argument("--analyze-duty", type=float, help="CACHE_ANALYZE_DUTY (0 < duty ≤ 1)")
+    parser.add_argument("--scan-count", type=int, help="CACHE_SCAN_COUNT (chunk)")
+    parser.add_argument("--analyze-count", help="CACHE_ANALYZE_COUNT (chunk), e.g. 50,500")
+    parser.add_argument("--step-ms", help="CACHE_INVALIDATE_STEP_MS, e.g. 0.25,0.5,1")
+    parser.add_argument("--duty", help="CACHE_INVALIDATE_DUTY (0 < duty ≤ 1), e.g. 0.1,0.25")
+    parser.add_argument("--analyze-step-ms", help="CACHE_ANALYZE_STEP_MS, e.g. 0.5,1")
+    parser.add_argument("--analyze-duty", help="CACHE_ANALYZE_DUTY, e.g. 0.6,0.85")
     args = parser.parse_args()
     cluster = LocalCluster(3)
     directory = Path(tempfile.mkdtemp(prefix="oc-bench-node-"))
     node = Server(directory)
     try:
         setup_django(cluster.url, f"redis://127.0.0.1:{node.port}/0")
-        use_settings(
-            CACHE_ANALYZE_COUNT=args.analyze_count,
-            CACHE_INVALIDATE_DUTY=args.duty,
-            CACHE_ANALYZE_DUTY=args.analyze_duty,
-        )
         if args.keys:
-            invalidation_part(cluster, args.keys)
+            invalidation_part(cluster, args.keys, args)
         if args.analyze_keys:
-            analysis_part(node, args.analyze_keys)
+            analysis_part(node, args.analyze_keys, args)
     finally:
         cluster.stop()
         node.stop()

@@ -23,9 +23,11 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_DEFAULT_TTL": 3600,
     # Stale window after the fresh TTL, as a fraction of it (stale-while-revalidate).
     "CACHE_STALE_FRACTION": 0.25,
-    # Pattern invalidation: SCAN COUNT per step; keys per UNLINK; "steps" runs each
-    # SCAN step with its UNLINKs server-side (EVAL), "pipeline" pipelines them from here.
-    "CACHE_SCAN_COUNT": 1000,
+    # Pattern invalidation: SCAN COUNT per chunk (a server-side step runs chunks until its
+    # time budget, CACHE_INVALIDATE_STEP_MS, is spent; a pipelined step is one chunk);
+    # keys per UNLINK; "steps" runs each step with its UNLINKs server-side (EVAL),
+    # "pipeline" pipelines SCAN and UNLINK from here.
+    "CACHE_SCAN_COUNT": 100,
     "CACHE_UNLINK_BATCH": 500,
     "CACHE_INVALIDATE_MODE": "steps",
     # Share of the time a pattern invalidation keeps each node busy: after a step that
@@ -34,6 +36,11 @@ DEFAULTS: dict[str, Any] = {
     # back-to-back steps kept every other client's PING waiting 47–58 ms on a 2-core
     # machine (idle: 5–7 ms); a quarter of the time spends that headroom on latency.
     "CACHE_INVALIDATE_DUTY": 0.25,
+    # How long one server-side step of a pattern invalidation may hold a node (ms, Redis'
+    # own clock): a step runs SCAN chunks of CACHE_SCAN_COUNT and their UNLINKs until it
+    # has spent this long (at least one chunk). Another client's command waits at most
+    # this (plus one chunk) behind the walk. 0: one chunk per step.
+    "CACHE_INVALIDATE_STEP_MS": 0.5,
     # Keys read (from cursor 0, i.e. in hash order: a uniform sample) to estimate a pattern.
     "CACHE_PREVIEW_SAMPLE": 50_000,
     # Pattern invalidations above this many keys need the pattern typed again.
@@ -47,13 +54,19 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_WARM_ON_STARTUP": (),
     # Schema holding the demo product tables the two demo warmers read.
     "CACHE_DEMO_SCHEMA": "public",
-    # Exact analysis: SCAN COUNT per step. Each key costs TYPE, PTTL and MEMORY USAGE
-    # inside the step (3–9 µs here), so 500 keeps a step to a few milliseconds.
-    "CACHE_ANALYZE_COUNT": 500,
-    # The analysis' duty cycle, as CACHE_INVALIDATE_DUTY. It has little headroom: unpaced,
-    # 10M keys take ~93 s of the 120 s allowed, and a walk paced at `duty` takes about
-    # 1 / duty as long (0.85: ~109 s), so it rests little.
-    "CACHE_ANALYZE_DUTY": 0.85,
+    # Exact analysis: SCAN COUNT per chunk of a step. Each key costs TYPE, PTTL and MEMORY
+    # USAGE inside the step (3–9 µs here), so a chunk of 50 adds at most a fraction of a
+    # millisecond past the step's time budget (CACHE_ANALYZE_STEP_MS).
+    "CACHE_ANALYZE_COUNT": 50,
+    # The analysis' duty cycle, as CACHE_INVALIDATE_DUTY. It has no headroom to spend:
+    # 10M keys must take under 120 s, and with steps of 0.5 ms the round trips already
+    # cost a share of the time (3.4 ms steps at duty 0.85 took 116.8 s). Each step holds
+    # the node at most its time budget, so another client waits behind one step whatever
+    # the duty; the duty only decides how much of a core the walk takes.
+    "CACHE_ANALYZE_DUTY": 1.0,
+    # How long one step of the analysis may hold a node (ms), as CACHE_INVALIDATE_STEP_MS;
+    # CACHE_ANALYZE_COUNT is then the chunk each SCAN inside the step reads.
+    "CACHE_ANALYZE_STEP_MS": 0.5,
     # The advice page flags keys bigger than this (from the newest exact analysis).
     "CACHE_BIG_KEY_BYTES": 1 << 20,
     # Socket timeouts (s) when the console talks to a cache target.

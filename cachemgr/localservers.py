@@ -129,9 +129,12 @@ class Server:
 
 
 class LocalCluster:
-    """`primaries` redis-server --cluster-enabled yes, joined by redis-cli --cluster create."""
+    """`primaries` redis-server --cluster-enabled yes, joined by redis-cli --cluster create,
+    each with `replicas` replicas (`nodes` lists the primaries first)."""
 
-    def __init__(self, primaries: int = 3, *, maxmemory: str = "", tls: bool = False):
+    def __init__(
+        self, primaries: int = 3, *, replicas: int = 0, maxmemory: str = "", tls: bool = False
+    ):
         self.directory = Path(tempfile.mkdtemp(prefix="oc-cluster-"))
         self.tls = TLSFiles(self.directory) if tls else None
         extra = ["--maxmemory", maxmemory] if maxmemory else []
@@ -150,12 +153,12 @@ class LocalCluster:
                 port=free_cluster_port(),
                 tls=self.tls,
             )
-            for _ in range(primaries)
+            for _ in range(primaries * (1 + replicas))
         ]
         secure = ["--tls", "--cacert", str(self.tls.ca)] if self.tls else []
         subprocess.run(
             ["redis-cli", *secure, "--cluster", "create", *[n.address for n in self.nodes]]
-            + ["--cluster-replicas", "0", "--cluster-yes"],
+            + ["--cluster-replicas", str(replicas), "--cluster-yes"],
             check=True,
             capture_output=True,
             timeout=60,

@@ -48,6 +48,10 @@ class KeyspaceAnalysis(models.Model):
     types = models.JSONField(default=dict)
     biggest = models.JSONField(default=list)  # [{"key", "node", "type", "size", "pttl"}]
     progress = models.JSONField(default=dict)  # {node: {"cursor": "…", "done": bool}}
+    # On a cluster: the slot layout the tallies were taken under (targets.SlotLayout as
+    # JSON), and how many passes the walk took (a pass after slots moved starts over).
+    slot_layout = models.JSONField(default=list, blank=True)
+    passes = models.PositiveIntegerField(default=1)
 
     class Meta:
         ordering = ["-started_at"]

@@ -185,6 +185,50 @@ def wait_for_new_primary(target: str, timeout: float) -> Node:
         time.sleep(0.2)
 
 
+def a_slot_of(target: str, node_name: str) -> int | None:
+    """One slot the cluster client's slot map gives to primary `node_name` (None if it
+    serves none): read before a fault, it says whose slots to look for afterwards."""
+    manager = connect(target).nodes_manager
+    with manager._lock:  # other walks may be refreshing the map
+        return next(
+            (slot for slot, owners in manager.slots_cache.items() if owners[0].name == node_name),
+            None,
+        )
+
+
+def is_cluster_down(exc: Exception) -> bool:
+    """True for a cluster node's refusal while a slot has no answering primary (between a
+    primary's death and its replica's promotion: CLUSTERDOWN, or from a script "…while the
+    cluster is down")."""
+    text = str(exc)
+    return isinstance(exc, redis.ResponseError) and (
+        text.startswith("CLUSTERDOWN") or "cluster is down" in text
+    )
+
+
+def wait_for_slot_owner(target: str, slot: int, timeout: float) -> Node:
+    """After a fault on a cluster primary: the primary serving `slot` once the cluster
+    says its state is ok and that primary answers as one (the promoted replica after a
+    failover; the same node if it only blinked). The slot map is read again each time
+    (the client's copy names the dead node). TargetUnavailable after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    client = connect(target)
+    while True:
+        try:
+            client.nodes_manager.initialize()
+            owner = client.nodes_manager.get_node_from_slot(slot)
+            node = client.get_redis_connection(owner)
+            if node.role()[0] == b"master" and node.cluster("info")["cluster_state"] == "ok":
+                return Node(owner.name, "primary", node)
+        except REDIS_FAULTS:
+            pass
+        if time.monotonic() > deadline:
+            raise TargetUnavailable(
+                f"Cache target {target}: no primary served slot {slot} within {timeout:g} s."
+            )
+        time.sleep(0.2)
+
+
 @dataclass(frozen=True)
 class SlotLayout:
     """Who serves which slots of a cluster, as each primary says of itself: per primary

@@ -16,6 +16,7 @@ its table during the walk (the run's progress compares the count with DBSIZE).
 """
 
 import heapq
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ from jobs.models import Run
 from opsconsole import audit
 from opsconsole.actions import audited_action
 
-from .. import conf, targets
+from .. import addresses, conf, targets
 from ..models import KeyspaceAnalysis
 from . import pacing, parallel
 from .keys import show
@@ -41,15 +42,27 @@ TTL_BUCKETS = ("no TTL", "< 1 h", "< 1 d", "longer")
 BIGGEST = 100
 CHECKPOINT_EVERY_S = 2.0
 NO_NAMESPACE = "(no namespace)"
+# A cluster whose slots moved under the analysis is walked again from the start (see
+# analyze): at most this many passes, each after waiting this long for a migration in
+# progress to end.
+CLUSTER_PASSES = 5
+SLOTS_SETTLE_WAIT_S = 60.0
 
-# One step: SCAN, then per key TYPE / PTTL / MEMORY USAGE, tallied per namespace.
+# One step: SCAN chunks of COUNT ARGV[2], and per key TYPE / PTTL / MEMORY USAGE, tallied
+# per namespace, until the step has held the node ARGV[5] µs (Redis' own clock; at least
+# one chunk) or the SCAN ended. Each key costs a few µs, so the budget, not the COUNT,
+# bounds what another client's command can wait behind the step (plus one chunk).
 # Returns {next cursor, {{ns, keys, bytes, no ttl, <1h, <1d, longer, {type, n, …}}, …},
 # {key, type, bytes, pttl, …} for keys bigger than ARGV[3]}.
 ANALYZE_STEP = """
-local reply = redis.call('SCAN', ARGV[1], 'COUNT', ARGV[2])
-local threshold = tonumber(ARGV[3])
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local started, budget = now(), tonumber(ARGV[5])
+local threshold, cursor = tonumber(ARGV[3]), ARGV[1]
 local groups, order, big = {}, {}, {}
-for _, key in ipairs(reply[2]) do
+local function tally(key)
   local kind = redis.call('TYPE', key)['ok']
   if kind ~= 'none' then
     local ns = string.match(key, '^([^:]*):') or ARGV[4]
@@ -77,6 +90,13 @@ for _, key in ipairs(reply[2]) do
     end
   end
 end
+repeat
+  local reply = redis.call('SCAN', cursor, 'COUNT', ARGV[2])
+  cursor = reply[1]
+  for _, key in ipairs(reply[2]) do
+    tally(key)
+  end
+until cursor == '0' or now() - started >= budget
 local out = {}
 for _, ns in ipairs(order) do
   local g = groups[ns]
@@ -87,7 +107,7 @@ for _, ns in ipairs(order) do
   end
   out[#out + 1] = {ns, g[1], g[2], g[3], g[4], g[5], g[6], kinds}
 end
-return {reply[1], out, big}
+return {cursor, out, big}
 """
 
 
@@ -161,12 +181,15 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8", errors="backslashreplace") if isinstance(value, bytes) else value
 
 
-def step_in_redis(client, node: str, cursor: str, count: int, threshold: int) -> Step:
-    """One bounded step inside Redis; the tallies come back. Raises ResponseError where
-    EVAL is refused (the caller then pipelines the same step)."""
+def step_in_redis(
+    client, node: str, cursor: str, count: int, threshold: int, budget_us: int = 0
+) -> Step:
+    """One step inside Redis, bounded by `budget_us` of the node's time (plus one SCAN
+    chunk of `count`); the tallies come back. Raises ResponseError where EVAL is refused
+    (the caller then pipelines the same step)."""
     # EVALSHA: the script's text goes to Redis once, not with every step.
     script = client.register_script(ANALYZE_STEP)
-    next_cursor, groups, big = script(args=[cursor, count, threshold, NO_NAMESPACE])
+    next_cursor, groups, big = script(args=[cursor, count, threshold, NO_NAMESPACE, budget_us])
     step = Step(node, _text(next_cursor))
     for namespace, keys, size, *rest in groups:
         *buckets, kinds = rest
@@ -183,8 +206,11 @@ def step_in_redis(client, node: str, cursor: str, count: int, threshold: int) ->
     return step
 
 
-def step_pipelined(client, node: str, cursor: str, count: int, threshold: int) -> Step:
-    """The same step from here: SCAN, then one pipeline of TYPE, PTTL, MEMORY USAGE."""
+def step_pipelined(
+    client, node: str, cursor: str, count: int, threshold: int, budget_us: int = 0
+) -> Step:
+    """The same step from here: SCAN, then one pipeline of TYPE, PTTL, MEMORY USAGE (one
+    chunk of `count` per step: `budget_us` needs Redis' clock, inside a script)."""
     next_cursor, keys = client.scan(int(cursor), count=count)
     pipe = client.pipeline(transaction=False)
     for key in keys:
@@ -219,14 +245,16 @@ def _bucket(pttl: int) -> str:
     return "longer"
 
 
-def node_steps(node: targets.Node, cursor: str, count: int, tally: Tally) -> Iterator[Step]:
+def node_steps(
+    node: targets.Node, cursor: str, count: int, budget_us: int, tally: Tally
+) -> Iterator[Step]:
     """The steps through one primary from `cursor` to the end of its SCAN."""
     take = step_in_redis
     while True:
         try:
-            step = take(node.client, node.name, cursor, count, tally.threshold)
-        except redis.ResponseError:
-            if take is step_pipelined:
+            step = take(node.client, node.name, cursor, count, tally.threshold, budget_us)
+        except redis.ResponseError as exc:
+            if take is step_pipelined or targets.is_cluster_down(exc):
                 raise
             take = step_pipelined  # scripting refused: nothing was counted yet
             continue
@@ -239,8 +267,7 @@ def node_steps(node: targets.Node, cursor: str, count: int, tally: Tally) -> Ite
 def walk_node(
     node: targets.Node,
     cursor: str,
-    count: int,
-    duty: float,
+    pace: "Pace",
     tally: Tally,
     report,
     stop: threading.Event,
@@ -248,7 +275,9 @@ def walk_node(
     """Step through one primary from `cursor`, handing each Step to `report` and resting
     after each so the node works on the analysis at most `duty` of the time (a thread of
     its own per primary; the tally itself is only touched by the run's thread)."""
-    for step in pacing.paced(node_steps(node, cursor, count, tally), duty, stop):
+    for step in pacing.paced(
+        node_steps(node, cursor, pace.count, pace.budget_us, tally), pace.duty, stop
+    ):
         report(step)
         if stop.is_set():
             return
@@ -270,6 +299,41 @@ def analysis_for_run(target: str, run: Run | None) -> KeyspaceAnalysis:
     return row
 
 
+class SlotsMoved(Exception):
+    """The cluster's slot layout changed under the walk (seen at a checkpoint)."""
+
+
+def _layout(target: str) -> tuple[list, bool]:
+    """The cluster's slot layout as stored on the row (JSON lists), and whether a slot
+    is migrating."""
+    layout = targets.slot_layout(target)
+    return json.loads(json.dumps(layout.primaries)), layout.moving
+
+
+def _settled_layout(target: str) -> list | None:
+    """The layout to walk a cluster under: once no slot is migrating (waiting up to
+    SLOTS_SETTLE_WAIT_S), else None."""
+    layout, moving = _layout(target)
+    if moving:
+        targets.wait_for_settled_slots(target, SLOTS_SETTLE_WAIT_S)
+        layout, moving = _layout(target)
+    return None if moving else layout
+
+
+def _start_over(row: KeyspaceAnalysis, layout: list) -> None:
+    """Forget the tallies and cursors: they were taken under another slot layout."""
+    row.namespaces, row.types, row.biggest, row.progress = {}, {}, [], {}
+    row.keys = row.memory = row.no_ttl = 0
+    row.slot_layout = layout
+
+
+@dataclass
+class Pace:
+    count: int
+    budget_us: int
+    duty: float
+
+
 def analyze(
     target: str,
     *,
@@ -277,26 +341,66 @@ def analyze(
     progress: Callable[[KeyspaceAnalysis, int], None] | None = None,
     count: int | None = None,
     duty: float | None = None,
+    budget_ms: float | None = None,
 ) -> KeyspaceAnalysis:
     """Walk every key of every primary of `target` (the primaries in parallel) and store
     the figures. Changes nothing in Redis (so no audit event of its own: the run's start
     and end are audited). `progress` is called every few seconds with the row and the
     DBSIZE total; if it raises (a cancelled run), the row is kept as `stopped` with its
-    cursors, and a later run resumes from them."""
-    count = count or conf.get("CACHE_ANALYZE_COUNT")
-    duty = duty or conf.get("CACHE_ANALYZE_DUTY")
-    pacing.rest_per_busy_second(duty)  # a bad setting fails before the walk starts
-    primaries = targets.primaries(target)
+    cursors, and a later run resumes from them.
+
+    On a cluster the walk follows slot moves as pattern invalidation does: a slot that
+    migrates carries its keys to another primary, where they would be counted twice or
+    not at all. So the slot layout is stored on the row and read again at every
+    checkpoint and at the end; when it changed, the tallies are dropped and the new
+    layout walked again from the start, once no slot is migrating (at most
+    CLUSTER_PASSES times; a resumed run whose layout changed meanwhile starts over too)."""
+    pace = Pace(
+        count or conf.get("CACHE_ANALYZE_COUNT"),
+        pacing.step_budget_us(budget_ms, "CACHE_ANALYZE_STEP_MS"),
+        duty or conf.get("CACHE_ANALYZE_DUTY"),
+    )
+    pacing.rest_per_busy_second(pace.duty)  # a bad setting fails before the walk starts
+    cluster = targets.shape(target) == addresses.CLUSTER
+    targets.primaries(target)  # an unreachable target fails before a row is made
+    row = analysis_for_run(target, run)
+    clock = (time.perf_counter(), row.seconds)
     try:
+        for number in range(1, (CLUSTER_PASSES if cluster else 1) + 1):
+            layout = _settled_layout(target) if cluster else []
+            if layout is None:
+                continue  # a migration that does not end: this pass is lost
+            if layout != row.slot_layout:
+                _start_over(row, layout)
+            row.passes = number
+            if _walk_once(target, row, pace, progress, clock, follow=cluster):
+                return row
+    except BaseException:
+        if row.status == KeyspaceAnalysis.RUNNING:  # failed between passes
+            row.status = KeyspaceAnalysis.STOPPED
+            row.save(update_fields=["status"])
+        raise
+    row.status = KeyspaceAnalysis.STOPPED
+    row.save()
+    raise targets.TargetUnavailable(
+        f"The slots of cluster {target} were still moving after {CLUSTER_PASSES} passes: "
+        "run the analysis again once the resharding has finished."
+    )
+
+
+def _walk_once(target, row, pace: Pace, progress, clock, follow: bool) -> bool:
+    """One pass over every primary from the row's cursors. True when it completed the
+    row; False when the cluster's slots moved under it (the tallies are not exact)."""
+    started, spent = clock
+    try:
+        primaries = targets.primaries(target)
         total = sum(int(node.client.dbsize()) for node in primaries)
     except targets.REDIS_FAULTS as exc:
         raise targets.unavailable(target, exc) from exc
-    row = analysis_for_run(target, run)
     for node in primaries:
         row.progress.setdefault(node.name, {"cursor": "0", "done": False})
     tally = Tally(row)
-    started = last_checkpoint = time.perf_counter()
-    spent = row.seconds
+    last_checkpoint = time.perf_counter()
 
     def on_steps(steps: list[Step]) -> None:
         nonlocal last_checkpoint
@@ -307,17 +411,21 @@ def analyze(
             tally.save(seconds=spent + last_checkpoint - started)
             if progress:
                 progress(row, total)
+            if follow and _layout(target) != (row.slot_layout, False):
+                raise SlotsMoved
 
     walks = [
-        (node, row.progress[node.name]["cursor"])
+        partial(walk_node, node, row.progress[node.name]["cursor"], pace, tally)
         for node in primaries
         if not row.progress[node.name]["done"]
     ]
     try:
-        parallel.walk_all(
-            [partial(walk_node, node, cursor, count, duty, tally) for node, cursor in walks],
-            on_steps,
-        )
+        parallel.walk_all(walks, on_steps)
+        if follow and _layout(target) != (row.slot_layout, False):
+            raise SlotsMoved
+    except SlotsMoved:
+        tally.save(seconds=spent + time.perf_counter() - started)
+        return False
     except targets.REDIS_FAULTS as exc:
         tally.save(status=KeyspaceAnalysis.STOPPED, seconds=spent + time.perf_counter() - started)
         raise targets.unavailable(target, exc) from exc
@@ -329,7 +437,7 @@ def analyze(
         finished_at=timezone.now(),
         seconds=spent + time.perf_counter() - started,
     )
-    return row
+    return True
 
 
 @audited_action("job.start", long=True)
@@ -428,4 +536,5 @@ def summary(row: KeyspaceAnalysis) -> dict[str, Any]:
         "namespaces": namespace_rows(row),
         "biggest": row.biggest,
         "nodes": row.progress,
+        "passes": row.passes,
     }

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import redis
@@ -387,38 +388,53 @@ def _unlinked(answers: list[Any]) -> int:
     return deleted
 
 
-# One SCAN step and the UNLINKs of what it found, inside Redis: the keys never travel to
-# the console. Each call is one bounded step (COUNT buckets), so Redis serves other
-# clients between calls exactly as with the pipelined loop above. An UNLINK a cluster node
-# refuses (a key of a slot it is still importing: not its own yet; Redis 7.0 says "non
-# local key", later versions MOVED / ASK) is skipped, not fatal.
+# One step inside Redis: SCAN chunks of COUNT n and the UNLINKs of what each found, until
+# the step has held the node `budget` µs (Redis' own clock) or the SCAN ended. The keys
+# never travel to the console, and the step's size follows what it costs: a pattern that
+# matches little scans more buckets per step, one that matches much deletes fewer keys,
+# both for about the same hold. Redis serves no one else during a script, so the budget
+# is what another client's command can wait behind the walk (plus one chunk). An UNLINK
+# a cluster node refuses (a key of a slot it is still importing: not its own yet; Redis
+# 7.0 says "non local key", later versions MOVED / ASK) is skipped, not fatal.
 SCAN_UNLINK_STEP = """
 local function not_this_nodes(err)
   return err:find('non local key', 1, true) or err:find('^MOVED') or err:find('^ASK')
 end
-local reply = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
-local keys, batch, deleted = reply[2], tonumber(ARGV[4]), 0
-for i = 1, #keys, batch do
-  local n = redis.pcall('UNLINK', unpack(keys, i, math.min(i + batch - 1, #keys)))
-  if type(n) ~= 'table' then
-    deleted = deleted + n
-  elseif not not_this_nodes(n.err) then
-    return redis.error_reply(n.err)
-  end
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-return {reply[1], #keys, deleted}
+local started, budget = now(), tonumber(ARGV[5])
+local cursor, batch, matched, deleted = ARGV[1], tonumber(ARGV[4]), 0, 0
+repeat
+  local reply = redis.call('SCAN', cursor, 'MATCH', ARGV[2], 'COUNT', ARGV[3])
+  local keys = reply[2]
+  cursor, matched = reply[1], matched + #keys
+  for i = 1, #keys, batch do
+    local n = redis.pcall('UNLINK', unpack(keys, i, math.min(i + batch - 1, #keys)))
+    if type(n) ~= 'table' then
+      deleted = deleted + n
+    elseif not not_this_nodes(n.err) then
+      return redis.error_reply(n.err)
+    end
+  end
+until cursor == '0' or now() - started >= budget
+return {cursor, matched, deleted}
 """
 
 
 def scan_unlink_in_steps(
-    client: redis.Redis, pattern: str | bytes, count: int, batch: int
+    client: redis.Redis, pattern: str | bytes, count: int, batch: int, budget_us: int = 0
 ) -> Iterator[tuple[int, int]]:
-    """Like scan_unlink, one server-side step (SCAN COUNT n + UNLINK) per round trip.
-    Yields (matched, deleted) per step."""
+    """Like scan_unlink, one server-side step (SCAN COUNT n chunks + their UNLINKs, for
+    at most `budget_us` µs of the node's time plus one chunk) per round trip. Yields
+    (matched, deleted) per step."""
     step = client.register_script(SCAN_UNLINK_STEP)
     try:
-        cursor, matched, deleted = step(args=[b"0", pattern, count, batch])
-    except redis.ResponseError:
+        cursor, matched, deleted = step(args=[b"0", pattern, count, batch, budget_us])
+    except redis.ResponseError as exc:
+        if targets.is_cluster_down(exc):
+            raise
         # Scripting disabled here (ACL, managed Redis): nothing was deleted yet, so
         # start over with the client-side pipeline.
         yield from scan_unlink(client, pattern, count, batch)
@@ -427,7 +443,7 @@ def scan_unlink_in_steps(
         yield int(matched), int(deleted)
         if cursor in (b"0", 0, "0"):
             return
-        cursor, matched, deleted = step(args=[cursor, pattern, count, batch])
+        cursor, matched, deleted = step(args=[cursor, pattern, count, batch, budget_us])
 
 
 @dataclass
@@ -442,16 +458,22 @@ class NodeSteps:
     batch: int
     duty: float
     deleting: Callable[..., Iterator[tuple[int, int]]]
-    follows_failover: bool
+    shape: str
+    # On a cluster, one slot this primary served when the pass began: after a fault, the
+    # walk goes on at whichever primary serves it then (its replica, once promoted).
+    slot: int | None = None
 
     def run(self, report: Callable[[tuple[str, int, int]], None], stop: threading.Event) -> None:
         """Step until the node's SCAN ends, reporting (node, matched, deleted) per step and
         resting after each (pacing.paced) so the node works on this run at most `duty`
         of the time. One step at a time is in flight per node.
 
-        On a Sentinel target a dead primary is not the end: once the Sentinels name the
-        promoted replica, the walk starts again from cursor 0 there (a cursor means
-        nothing on another server, and deletions not yet replicated are redone)."""
+        A dead primary of a Sentinel service or a cluster is not the end: once the
+        Sentinels name the promoted replica, or the cluster serves this primary's slots
+        again (its replica promoted; the slot map read anew), the walk starts again from
+        cursor 0 there: a cursor means nothing on another server (each hashes with its
+        own seed), and deletions not yet replicated are redone. A cluster node refusing
+        the step while a slot has no primary (CLUSTERDOWN) waits the same way."""
         node = self.node
         while True:
             steps = self.deleting(node.client, self.pattern, self.scan_count, self.batch)
@@ -461,11 +483,20 @@ class NodeSteps:
                     if stop.is_set():
                         return
                 return
-            except targets.REDIS_FAULTS:
-                if not self.follows_failover:
-                    raise
-                node = targets.wait_for_new_primary(self.target, FAILOVER_WAIT_S)
+            except (*targets.REDIS_FAULTS, redis.ResponseError) as exc:
+                node = self.next_primary(exc)
                 report((node.name, 0, 0))
+
+    def next_primary(self, exc: Exception) -> targets.Node:
+        """The primary to go on with after `exc`, once there is one; `exc` again when
+        this target's walk cannot outlast it."""
+        fault = isinstance(exc, targets.REDIS_FAULTS)
+        if self.shape == addresses.SENTINEL and fault:
+            return targets.wait_for_new_primary(self.target, FAILOVER_WAIT_S)
+        down = fault or targets.is_cluster_down(exc)
+        if self.shape == addresses.CLUSTER and self.slot is not None and down:
+            return targets.wait_for_slot_owner(self.target, self.slot, FAILOVER_WAIT_S)
+        raise exc
 
 
 @dataclass
@@ -478,10 +509,15 @@ class Walk:
     batch: int
     mode: str
     duty: float
+    budget_us: int
 
     def node_steps(self) -> list[NodeSteps]:
         """One NodeSteps per primary of the target as it is now, in the chosen mode."""
-        deleting = scan_unlink_in_steps if self.mode == "steps" else scan_unlink
+        deleting = (
+            partial(scan_unlink_in_steps, budget_us=self.budget_us)
+            if self.mode == "steps"
+            else scan_unlink
+        )
         shape = targets.shape(self.target)
         # A cluster node refuses a multi-key UNLINK across slots: one key per UNLINK there.
         batch = 1 if shape == addresses.CLUSTER else self.batch
@@ -494,7 +530,8 @@ class Walk:
                 batch,
                 self.duty,
                 deleting,
-                shape == addresses.SENTINEL,
+                shape,
+                targets.a_slot_of(self.target, node.name) if shape == addresses.CLUSTER else None,
             )
             for node in targets.primaries(self.target)
         ]
@@ -538,14 +575,16 @@ def invalidate_pattern(
     batch: int | None = None,
     mode: str | None = None,
     duty: float | None = None,
+    budget_ms: float | None = None,
 ) -> dict[str, Any]:
     """UNLINK every key of `target` matching the glob `pattern`; returns the figures.
 
     Every primary (one, or each of a cluster's) is walked in parallel, each in bounded
-    steps: `mode` "steps" (the default, CACHE_INVALIDATE_MODE) runs each SCAN step and
-    its UNLINKs server-side; "pipeline" pipelines SCAN and UNLINK from here (for a Redis
-    where EVAL is disabled). Either blocks a node for one COUNT-sized step at a time, and
-    rests after each so a node works on the run at most `duty` of the time
+    steps: `mode` "steps" (the default, CACHE_INVALIDATE_MODE) runs each step server-side,
+    SCAN chunks of `scan_count` and their UNLINKs until the step has held the node
+    `budget_ms` (CACHE_INVALIDATE_STEP_MS); "pipeline" pipelines SCAN and UNLINK from here
+    (for a Redis where EVAL is disabled; one COUNT-sized step at a time). After each step
+    the node rests, so it works on the run at most `duty` of the time
     (CACHE_INVALIDATE_DUTY). On a Sentinel target the run follows a failover to the
     promoted replica; on a cluster it walks again where slots moved under it.
 
@@ -560,6 +599,7 @@ def invalidate_pattern(
         batch or conf.get("CACHE_UNLINK_BATCH"),
         mode or conf.get("CACHE_INVALIDATE_MODE"),
         duty or conf.get("CACHE_INVALIDATE_DUTY"),
+        pacing.step_budget_us(budget_ms, "CACHE_INVALIDATE_STEP_MS"),
     )
     pacing.rest_per_busy_second(walk.duty)  # a bad setting fails before anything is deleted
     with audit.record(
@@ -574,6 +614,7 @@ def invalidate_pattern(
             scan_count=walk.scan_count,
             mode=walk.mode,
             duty=walk.duty,
+            step_ms=walk.budget_us / 1000,
         )
         figures["nodes"] = {node.name: 0 for node in targets.primaries(target)}
         started = time.perf_counter()

@@ -139,6 +139,16 @@ def sentinel_servers():
 
 
 @pytest.fixture
+def resharded(settings):
+    """Target "resharded": a 3-primary cluster of this test's own (its layout changes)."""
+    cluster = LocalCluster(3)
+    settings.CACHE_TARGETS = {**settings.CACHE_TARGETS, "resharded": cluster.url}
+    yield cluster
+    targets.forget(cluster.url)
+    cluster.stop()
+
+
+@pytest.fixture
 def cluster(settings, cluster_servers):
     """Target "cluster": the session's cluster, emptied after the test."""
     settings.CACHE_TARGETS = {**settings.CACHE_TARGETS, "cluster": cluster_servers.url}

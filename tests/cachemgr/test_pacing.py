@@ -69,3 +69,45 @@ def test_a_bad_duty_setting_fails_before_anything_is_deleted(own_redis, settings
     with pytest.raises(pacing.BadDuty):
         invalidation.invalidate_pattern("own", "gone:*", "tester")
     assert count(own_redis.client, "gone:*") == 100
+
+
+def _calls(client, command: str) -> int:
+    return client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)
+
+
+@pytest.mark.django_db
+def test_a_step_runs_scan_chunks_until_its_time_budget_is_spent(own_redis):
+    own_redis.client.mset({f"gone:{i}": b"x" for i in range(20_000)})
+    own_redis.client.config_resetstat()
+    invalidation.invalidate_pattern("own", "gone:1*", "tester", scan_count=50, budget_ms=0)
+    one_chunk_each = _calls(own_redis.client, "evalsha")
+    own_redis.client.config_resetstat()
+    # A budget far above what the whole walk costs: one step or a few do it all.
+    figures = invalidation.invalidate_pattern(
+        "own", "gone:*", "tester", scan_count=50, budget_ms=1000
+    )
+    assert one_chunk_each > 200  # 32k buckets, 50 a chunk
+    assert _calls(own_redis.client, "evalsha") < one_chunk_each / 10
+    assert figures["deleted"] == 20_000 - 11_111 and figures["step_ms"] == 1000
+    assert count(own_redis.client, "gone:*") == 0
+
+
+@pytest.mark.django_db
+def test_the_analysis_steps_by_time_budget_too(own_redis):
+    own_redis.client.mset({f"ns:{i}": b"x" for i in range(20_000)})
+    own_redis.client.config_resetstat()
+    assert analysis.analyze("own", count=50, budget_ms=0).keys == 20_000
+    one_chunk_each = _calls(own_redis.client, "evalsha")
+    own_redis.client.config_resetstat()
+    assert analysis.analyze("own", count=50, budget_ms=1000).keys == 20_000
+    assert one_chunk_each > 200
+    assert _calls(own_redis.client, "evalsha") < one_chunk_each / 10
+
+
+@pytest.mark.django_db
+def test_a_bad_step_budget_fails_before_anything_is_deleted(own_redis, settings):
+    own_redis.client.mset({f"gone:{i}": b"x" for i in range(100)})
+    settings.CACHE_INVALIDATE_STEP_MS = -1
+    with pytest.raises(pacing.BadStepBudget, match="0 to 1000 ms"):
+        invalidation.invalidate_pattern("own", "gone:*", "tester")
+    assert count(own_redis.client, "gone:*") == 100

@@ -18,16 +18,6 @@ MATCHING, OTHERS = 30_000, 5_000
 MOVED_SLOTS = range(0, 300)  # of the first primary (slots 0–5460): ~2 % of the keys
 
 
-@pytest.fixture
-def resharded(settings):
-    """Target "resharded": a 3-primary cluster of this test's own (its layout changes)."""
-    cluster = LocalCluster(3)
-    settings.CACHE_TARGETS = {**settings.CACHE_TARGETS, "resharded": cluster.url}
-    yield cluster
-    targets.forget(cluster.url)
-    cluster.stop()
-
-
 def _node_id(server: Server) -> str:
     return server.client.execute_command("CLUSTER", "MYID").decode()
 
