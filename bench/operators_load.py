@@ -10,7 +10,9 @@ login form and browse every page (full pages and the htmx partials those pages p
 for S seconds with 1 s think time, then S seconds with none; in each phase as many
 clients fetch the bare `/healthz` in the same run, at the same concurrency, as the
 baseline, measured right after. Prints p50/p95/p99 per page, errors, lost sessions
-(a page answering with the login form) and requests per second. It asserts nothing.
+(a page answering with the login form), requests per second, and the server's CPU time
+per request (gunicorn's processes; less sensitive to a busy machine than req/s). It
+asserts nothing.
 Never run it while tests run.
 
 Targets (issue 13): with 1 s think time, p95 < 100 ms and no errors; with none, the
@@ -309,17 +311,38 @@ def timed_threads(threads: list[threading.Thread]) -> float:
     return time.monotonic() - started
 
 
-def phase(port: int, browsers: list[Browser | None], run_id: int, think_s: float) -> None:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children: gunicorn's master and
+    workers. Per request, it is the server's cost whatever else the machine runs."""
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(child) for child in children.read_text().split()]
+    total = 0.0
+    for one in pids:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def phase(
+    port: int, browsers: list[Browser | None], run_id: int, think_s: float, web_pid: int
+) -> None:
     """N operators for SECONDS, then N bare clients for SECONDS (one after the other, so
     that neither takes the other's CPU); prints the figures."""
     console, baseline = Tally(), Tally()
     until = time.monotonic() + SECONDS
+    cpu_start = cpu_seconds(web_pid)
     elapsed = timed_threads(
         [
             threading.Thread(target=operator, args=(b, i, run_id, think_s, until, console))
             for i, b in enumerate(browsers)
         ]
     )
+    cpu_console = cpu_seconds(web_pid)
     until = time.monotonic() + SECONDS
     bare_elapsed = timed_threads(
         [
@@ -327,6 +350,7 @@ def phase(port: int, browsers: list[Browser | None], run_id: int, think_s: float
             for _ in range(OPERATORS)
         ]
     )
+    cpu_bare = cpu_seconds(web_pid)
     print(
         f"\n== {OPERATORS} operators, then {OPERATORS} /healthz clients, think time "
         f"{think_s:g} s, {elapsed:.0f} s each"
@@ -349,6 +373,9 @@ def phase(port: int, browsers: list[Browser | None], run_id: int, think_s: float
         f"{sum(console.errors.values()):7}"
     )
     print(f"lost sessions: {console.lost_sessions}")
+    console_ms = 1000 * (cpu_console - cpu_start) / max(console_n, 1)
+    bare_ms = 1000 * (cpu_bare - cpu_console) / max(bare_n, 1)
+    print(f"server CPU per request: console {console_ms:.2f} ms, /healthz {bare_ms:.2f} ms")
     console_rps, bare_rps = console_n / elapsed, bare_n / bare_elapsed
     share = 100 * console_rps / bare_rps if bare_rps else 0.0
     print(f"req/s: console {console_rps:.1f}, /healthz {bare_rps:.1f} ({share:.0f}%)")
@@ -375,7 +402,7 @@ def main() -> None:
         procs = start_services(port)
         browsers = log_in_everyone(port)
         for think_s in (1.0, 0.0):
-            phase(port, browsers, run_id, think_s)
+            phase(port, browsers, run_id, think_s, procs[0].pid)
     finally:
         stop_services(procs)
         drop_database()

@@ -10,6 +10,7 @@ from jobs import runner
 from jobs.models import Run
 from opsconsole import audit
 from opsconsole.roles import has_role, role_required
+from opsconsole.shared import SharedAnswers
 
 from . import charts, registry, targets
 from .forms import (
@@ -55,8 +56,7 @@ def stats_page(request):
     status = 200
     try:
         targets.url(target)
-        context["server"] = stats.server_stats(target)
-        context["discovery"] = stats.namespaces(target)
+        context.update(_live_stats.get(target))
     except targets.UnknownTarget as exc:
         context["error"], status = str(exc), 404
     except targets.TargetUnavailable as exc:
@@ -71,13 +71,30 @@ def _history_context(request, target: str) -> dict:
     span = request.GET.get("range", "24h")
     if span not in stats.HISTORY_RANGES:
         span = "24h"
-    hours = stats.HISTORY_RANGES[span]
+    if target not in targets.names():  # nothing to share: no snapshots, an empty chart
+        return _read_history((target, span))
+    return _histories.get((target, span))
+
+
+def _read_live(target: str) -> dict:
+    return {"server": stats.server_stats(target), "discovery": stats.namespaces(target)}
+
+
+def _read_history(key: tuple[str, str]) -> dict:
+    target, span = key
     rows = list(
-        stats.history(target, hours).values_list(
+        stats.history(target, stats.HISTORY_RANGES[span]).values_list(
             "taken_at", "hit_rate", "used_memory", "ops_per_sec", "evicted_keys"
         )
     )
     return {"range": span, "ranges": list(stats.HISTORY_RANGES), "charts": charts.history(rows)}
+
+
+# A target's INFO figures, namespaces and history charts are the same for every operator:
+# read (and the charts drawn) once per SHARED_READ_S by a web process, however many
+# operators poll the page. An unreachable target is not kept (the next request retries).
+_live_stats = SharedAnswers(_read_live)
+_histories = SharedAnswers(_read_history)
 
 
 @role_required("viewer")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from django.conf import settings
+from django.template.loader import render_to_string
 
 T = TypeVar("T")
 
@@ -83,3 +84,24 @@ class SharedAnswers(Generic[T]):
     def forget(self) -> None:
         with self._lock:
             self._answers.clear()
+
+
+class SharedHTML:
+    """A template rendered from a shared answer, rendered again only when the answer is a
+    new object: every operator's request between two computations gets the same HTML,
+    exactly as fresh as the answer itself. Only for templates that use nothing of the
+    request (no user, role, form or CSRF token): it is rendered without one."""
+
+    def __init__(self, template_name: str):
+        self.template_name = template_name
+        self._lock = threading.Lock()
+        self._rendered: tuple[object, str] | None = None  # (the answer, its HTML)
+
+    def render(self, answer: object, context: dict) -> str:
+        with self._lock:
+            if self._rendered is not None and self._rendered[0] is answer:
+                return self._rendered[1]
+        html = render_to_string(self.template_name, context)
+        with self._lock:
+            self._rendered = (answer, html)
+        return html

@@ -19,6 +19,7 @@ from . import users as users_service
 from .forms import AuditFilterForm, NewUserForm, UserRoleForm
 from .models import AuditEvent
 from .roles import forbidden, role_of, role_required
+from .shared import SharedHTML
 
 AUDIT_PAGE_SIZE = 50
 USER_ROWS = ("groups", "account_origin")  # what the users page shows of each account
@@ -73,16 +74,25 @@ def metrics(request):
     return HttpResponse(metrics_service.render(), content_type=metrics_service.CONTENT_TYPE)
 
 
+# The tiles and the readiness tile show the same shared answers to every operator: their
+# HTML is rendered once per answer (SHARED_READ_S), not once per request.
+_tiles_html = SharedHTML("opsconsole/partials/_tiles.html")
+_readiness_html = SharedHTML("opsconsole/partials/_readiness.html")
+
+
 @role_required("viewer")
 def dashboard(request):
-    template = "opsconsole/partials/_tiles.html" if request.htmx else "opsconsole/dashboard.html"
-    return render(request, template, dashboard_service.context())
+    tiles = dashboard_service.context()
+    tiles_html = _tiles_html.render(tiles, tiles)
+    if request.htmx:
+        return HttpResponse(tiles_html)
+    return render(request, "opsconsole/dashboard.html", {"tiles_html": tiles_html})
 
 
 @role_required("viewer")
 def readiness_tile(request):
     checks = health.current_readiness()
-    return render(request, "opsconsole/partials/_readiness.html", {"checks": checks})
+    return HttpResponse(_readiness_html.render(checks, {"checks": checks}))
 
 
 def filtered_events(form: AuditFilterForm):

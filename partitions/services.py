@@ -69,7 +69,8 @@ def inventory(warehouse: str) -> list[TableInfo]:
     return _inventories.get(warehouse)
 
 
-def _read_inventory(warehouse: str) -> list[TableInfo]:
+def read_inventory(warehouse: str) -> list[TableInfo]:
+    """`inventory()` read afresh (the Partitions page shares its rendered table instead)."""
     backend = backends.for_warehouse(warehouse)
     try:
         return backend.list_tables()
@@ -77,7 +78,7 @@ def _read_inventory(warehouse: str) -> list[TableInfo]:
         backend.close()
 
 
-_inventories = SharedAnswers(_read_inventory)
+_inventories = SharedAnswers(read_inventory)
 
 
 def table_detail(warehouse: str, schema: str, table: str) -> tuple[TableInfo, list[PartitionInfo]]:

@@ -5,12 +5,14 @@ from functools import wraps
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from jobs import runner
 from opsconsole import audit
 from opsconsole.models import AuditEvent
 from opsconsole.roles import has_role, role_required
+from opsconsole.shared import SharedAnswers
 
 from . import services, warehouses
 from .backends.base import PlanRefused
@@ -29,20 +31,33 @@ def _warehouse(name: str) -> str:
 @role_required("viewer")
 def inventory(request):
     chosen = request.GET.get("warehouse") or (warehouses.names() or [""])[0]
+    if chosen in warehouses.names():
+        shared_html = _inventory_html.get(chosen)
+    else:  # an unknown name: its error, rendered for this request alone
+        shared_html = _render_inventory(chosen)
+    context = {"warehouses": warehouses.names(), "warehouse": chosen, "shared_html": shared_html}
+    return render(request, "partitions/inventory.html", context)
+
+
+def _render_inventory(warehouse: str) -> str:
+    """A warehouse's tables and the recent migrations as HTML: the same for every
+    operator, so rendered once per SHARED_READ_S by a web process (the table holds a
+    row and a link per table; rendering it for each request cost more than reading it)."""
     tables, error = [], ""
-    if chosen:
-        try:
-            tables = services.inventory(_warehouse(chosen))
-        except (WarehouseUnreachable, OSError, Exception) as exc:  # shown, never a 500
-            error = f"{type(exc).__name__}: {exc}"
+    try:
+        tables = services.read_inventory(_warehouse(warehouse)) if warehouse else []
+    except (WarehouseUnreachable, OSError, Exception) as exc:  # shown, never a 500
+        error = f"{type(exc).__name__}: {exc}"
     context = {
-        "warehouses": warehouses.names(),
-        "warehouse": chosen,
+        "warehouse": warehouse,
         "tables": tables,
         "error": error,
         "migrations": Migration.objects.all()[:20],
     }
-    return render(request, "partitions/inventory.html", context)
+    return render_to_string("partitions/partials/_inventory.html", context)
+
+
+_inventory_html = SharedAnswers(_render_inventory)
 
 
 def _table(request, warehouse: str):
