@@ -10,7 +10,10 @@ For each chosen statement: parse it with pglast (views expanded to their base
 tables, CTEs and subqueries read), collect candidate indexes from its equality and
 range predicates, join columns and ORDER BY (column order by selectivity from
 pg_stats), and price each candidate with a hypopg hypothetical index (EXPLAIN cost
-before/after, generic plans for `$n` statements). A candidate is kept when it cuts
+before/after, generic plans for `$n` statements). Statements that never finish come from
+pg_stat_activity samples (longrunning.py); a range between two parameters is priced at a
+realistic width (windows.py), and a plan that would reread a table at random through the
+new index is no gain (scatter.py). A candidate is kept when it cuts
 the statement's cost by at least the configured margin and no existing index
 already covers it; candidates are then merged across statements.
 Read-only: hypothetical indexes live in the advisor's own session and are reset.
@@ -93,7 +96,7 @@ class Helped:
     cost_after: float | None
     calls: int = 0
     mean_ms: float = 0.0
-    seen_running: bool = False  # weighed by samples of it running (it did not finish)
+    seen_running: bool = False  # weighed by samples of its runs (some never finished)
 
 
 @dataclass
