@@ -16,10 +16,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from partitions import warehouses
 from partitions.warehouses.postgres import open_warehouse
 
-from . import parsing, workload
+from . import parsing, slow, workload
 from .models import LongExecution
 
 SAMPLE_TASK = "queries.sample_long_running"
@@ -27,10 +26,6 @@ SAMPLE_TASK = "queries.sample_long_running"
 
 def threshold_ms() -> float:
     return float(settings.QUERIES_LONG_RUNNING_MS)
-
-
-def keep_days() -> int:
-    return int(getattr(settings, "QUERIES_SNAPSHOT_DAYS", 30))
 
 
 def sample(warehouse: str) -> int:
@@ -63,19 +58,13 @@ def sample(warehouse: str) -> int:
         unique_fields=["warehouse", "pid", "started_at"],
         update_fields=["elapsed_ms", "last_seen", "query"],
     )
-    LongExecution.objects.filter(last_seen__lt=now - timedelta(days=keep_days())).delete()
+    LongExecution.objects.filter(last_seen__lt=now - timedelta(days=slow.keep_days())).delete()
     return len(seen)
 
 
 def sample_all() -> dict[str, str]:
-    """sample() for every PostgreSQL warehouse; one failing does not stop the rest."""
-    outcome = {}
-    for name in warehouses.of_kind("postgres"):
-        try:
-            outcome[name] = f"{sample(name)} long-running"
-        except Exception as exc:  # reported per warehouse, the beat task must not die
-            outcome[name] = f"failed: {exc}"
-    return outcome
+    """sample() for every PostgreSQL warehouse."""
+    return slow.each_warehouse(lambda name: f"{sample(name)} long-running")
 
 
 def queryid_of(fingerprint: str) -> int:

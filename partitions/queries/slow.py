@@ -1,6 +1,7 @@
 """Slow statements of a PostgreSQL warehouse from pg_stat_statements, their trend
 over days from snapshots taken by the beat task, and resetting the statistics."""
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -127,15 +128,21 @@ def take_snapshot(warehouse: str) -> int:
     return len(rows)
 
 
-def snapshot_all() -> dict[str, str]:
-    """take_snapshot for every PostgreSQL warehouse; one failing does not stop the rest."""
+def each_warehouse(action: Callable[[str], str]) -> dict[str, str]:
+    """`action(name)` for every PostgreSQL warehouse, its outcome by name; one failing
+    does not stop the rest (a beat task reports it per warehouse and must not die)."""
     outcome = {}
     for name in warehouses.of_kind("postgres"):
         try:
-            outcome[name] = f"{take_snapshot(name)} statements"
-        except Exception as exc:  # reported per warehouse, the beat task must not die
+            outcome[name] = action(name)
+        except Exception as exc:
             outcome[name] = f"failed: {exc}"
     return outcome
+
+
+def snapshot_all() -> dict[str, str]:
+    """take_snapshot for every PostgreSQL warehouse."""
+    return each_warehouse(lambda name: f"{take_snapshot(name)} statements")
 
 
 @audited_action("queries.reset_stats")
